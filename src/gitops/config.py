@@ -1,0 +1,182 @@
+"""Per-stage settings: load and validate infra/config/<stage>.yaml into a typed StageConfig."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gitops.errors import ConfigError
+
+CONFIG_DIR = Path("infra") / "config"
+
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id, quoted")]
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+MlInstanceType = Annotated[str, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NetworkConfig(_Strict):
+    vpc_cidr: str = "10.20.0.0/16"
+    max_azs: Annotated[int, Field(ge=2, le=3)] = 2
+    flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365] = 30
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        net = ipaddress.ip_network(value, strict=True)
+        if not net.is_private or not 16 <= net.prefixlen <= 24:
+            raise ValueError("must be a private IPv4 CIDR between /16 and /24")
+        return value
+
+
+class TrainingConfig(_Strict):
+    processing_instance_type: MlInstanceType = "ml.m5.large"
+    training_instance_type: MlInstanceType = "ml.m5.xlarge"
+    metric_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
+    model_approval_status: Literal["PendingManualApproval", "Approved"] = "PendingManualApproval"
+
+
+class InferenceConfig(_Strict):
+    instance_type: MlInstanceType = "ml.m5.large"
+    initial_instance_count: Annotated[int, Field(ge=1, le=10)] = 1
+    min_capacity: Annotated[int, Field(ge=1, le=20)] = 1
+    max_capacity: Annotated[int, Field(ge=1, le=40)] = 2
+    target_invocations_per_instance: Annotated[int, Field(ge=1, le=100000)] = 70
+    latency_alarm_ms: Annotated[int, Field(ge=1)] = 500
+
+    @model_validator(mode="after")
+    def _capacity(self) -> InferenceConfig:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError("min_capacity must not exceed max_capacity")
+        return self
+
+
+class StageConfig(_Strict):
+    """One deployment stage (an AWS account + region) and everything that differs per stage."""
+
+    stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+    account: AccountId
+    region: Region
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{2,20}$")] = "mlops"
+    promote_to: str | None = None
+    approval_email: str | None = None
+    retain_data: bool = True
+    log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 400, 545, 731] = 90
+    network: NetworkConfig = NetworkConfig()
+    training: TrainingConfig = TrainingConfig()
+    inference: InferenceConfig = InferenceConfig()
+
+    @field_validator("approval_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("must be an e-mail address")
+        return value
+
+    # Names derived once, used by infra and pipelines alike, so they can never drift apart.
+    @property
+    def prefix(self) -> str:
+        return f"{self.project}-{self.stage}"
+
+    @property
+    def artifact_bucket_name(self) -> str:
+        return f"{self.prefix}-artifacts-{self.account}-{self.region}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def feature_group_name(self) -> str:
+        return f"{self.prefix}-customers"
+
+    @property
+    def env_repository_name(self) -> str:
+        return f"{self.prefix}-env"
+
+    @property
+    def sagemaker_execution_role_name(self) -> str:
+        return f"{self.prefix}-sagemaker-execution"
+
+    @property
+    def sagemaker_execution_role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.sagemaker_execution_role_name}"
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.prefix}-endpoint"
+
+    def pipeline_name(self, pipeline: str) -> str:
+        return f"{self.prefix}-{pipeline}".replace("_", "-")
+
+
+def _format_loc(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_stage_config(path: Path) -> StageConfig:
+    """Read and validate one stage file; any problem raises ConfigError naming file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: stage config not found") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        config = StageConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _format_loc(err["loc"])
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{path}: unknown field '{field}'{more}") from exc
+        raise ConfigError(f"{path}: field '{field}': {err['msg']} (got {err.get('input')!r}){more}") from exc
+    if config.stage != path.stem:
+        raise ConfigError(f"{path}: field 'stage' is '{config.stage}' but the file is named {path.name}")
+    return config
+
+
+def load_stages(root: Path) -> dict[str, StageConfig]:
+    """All stages of the repository at root, in promotion order (a stage before the one it promotes to)."""
+    config_dir = root / CONFIG_DIR
+    files = sorted(config_dir.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"{config_dir}: no stage config files (*.yaml)")
+    stages = {cfg.stage: cfg for cfg in (load_stage_config(f) for f in files)}
+    for cfg in stages.values():
+        if cfg.promote_to is not None and cfg.promote_to not in stages:
+            raise ConfigError(
+                f"{config_dir / (cfg.stage + '.yaml')}: field 'promote_to': no stage '{cfg.promote_to}'"
+                f" (have {', '.join(sorted(stages))})"
+            )
+    ordered: list[str] = []
+    targets = {c.promote_to for c in stages.values() if c.promote_to}
+    for start in sorted(name for name in stages if name not in targets):
+        name: str | None = start
+        while name is not None and name not in ordered:
+            ordered.append(name)
+            name = stages[name].promote_to
+    if len(ordered) != len(stages):
+        raise ConfigError(f"{config_dir}: promote_to forms a cycle among {sorted(set(stages) - set(ordered))}")
+    return {name: stages[name] for name in ordered}
+
+
+def kms_alias_name(config: StageConfig) -> str:
+    """The stage key's alias; pipelines and endpoints refer to the key by this name."""
+    return f"alias/{config.prefix}"
+
+
+def kms_alias_arn(config: StageConfig) -> str:
+    return f"arn:aws:kms:{config.region}:{config.account}:{kms_alias_name(config)}"

@@ -1,0 +1,38 @@
+"""Error types of the engine; the CLI catches them once and prints one line plus a hint."""
+
+from __future__ import annotations
+
+
+class GitopsError(Exception):
+    """Base of every error the CLI reports as one clear line (never a traceback)."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+
+class ConfigError(GitopsError):
+    """A stage config file is missing, unparsable or invalid."""
+
+    hint = "fix the named field in the stage config (see infra/config/dev.yaml for a valid example)"
+
+
+class PipelineDefinitionError(GitopsError):
+    """A pipeline module under pipeline_defs/ cannot be imported, built or is an invalid graph."""
+
+    hint = "fix the named pipeline module; each must define build(ctx) returning a sagemaker Pipeline"
+
+
+class SynthError(GitopsError):
+    """The CDK app failed to synthesize."""
+
+    hint = "fix the named stack or construct under infra/"
+
+
+class ReleaseError(GitopsError):
+    """A release directory is missing, incomplete or does not match its manifest."""
+
+    hint = "re-run `gitops render` to produce a complete release"
