@@ -145,11 +145,27 @@ def _load_module(root: Path, name: str) -> Any:
 
 def make_session(stage: StageConfig) -> Any:
     """A PipelineSession on the current (offline) boto session, with the stage bucket as default."""
+    import logging
+    import warnings
+
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    # The SDK narrates at INFO (credentials found, config files, "No Job being started");
+    # render has its own progress output, so only the SDK's warnings and errors get through.
+    # Set after the import: the SDK configures its loggers when it is imported.
+    for name in ("sagemaker", "sagemaker.config", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+
     boto_session = boto3.Session(region_name=stage.region)
-    return PipelineSession(boto_session=boto_session, default_bucket=stage.artifact_bucket_name)
+    # An explicit SDK config: no defaults from ~/.config/sagemaker leak into the release, and no
+    # telemetry call leaves the machine while rendering.
+    sdk_config = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+    return PipelineSession(
+        boto_session=boto_session, default_bucket=stage.artifact_bucket_name, sagemaker_config=sdk_config
+    )
 
 
 def build_pipeline(root: Path, stage: StageConfig, name: str, registry: AssetRegistry) -> dict:

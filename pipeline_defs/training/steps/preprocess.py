@@ -1,0 +1,116 @@
+"""Preprocess step: customer features (CSV export) -> train / validation / test CSVs.
+
+Input: every *.csv under --input-dir. Either a CSV export of the Feature Group, or the result
+of pipeline_defs/features.py offline_store_query() saved by Athena (a CSV with a header): any
+file whose columns include every feature. Rows are reduced to the latest record per customer
+(by event time, as offline_store_query() does), records marked deleted and rows without a
+label are dropped, then split deterministically (stratified, fixed seed).
+
+Output: <output-dir>/{train,validation,test}/<name>.csv with a header: the label first, then
+the model inputs, in the order features.MODEL_INPUTS declares.
+
+Runs in the SageMaker scikit-learn container, or locally:
+    python pipeline_defs/training/steps/preprocess.py --input-dir pipeline_defs/feature_ingestion/sample \
+        --output-dir /tmp/prep
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+SPLITS = ("train", "validation", "test")
+
+
+def _import_features():
+    """features.py is shipped to the job as its own input (FEATURES_DIR); locally it is found above."""
+    here = Path(__file__).resolve()
+    for candidate in (os.environ.get("FEATURES_DIR"), os.environ.get("SM_CHANNEL_SCHEMA"), *here.parents):
+        if candidate and Path(candidate, "features.py").is_file():
+            sys.path.insert(0, str(candidate))
+            break
+    import features
+
+    return features
+
+
+features = _import_features()
+
+
+def read_exports(input_dir: Path) -> pd.DataFrame:
+    files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
+    if not files:
+        raise SystemExit(f"{input_dir}: no *.csv files to read")
+    frames = []
+    for path in files:
+        frame = pd.read_csv(path, dtype={features.RECORD_IDENTIFIER: str, features.EVENT_TIME: str})
+        missing = [name for name in features.FEATURE_NAMES if name not in frame.columns]
+        if missing:
+            raise SystemExit(f"{path}: missing column(s) {', '.join(missing)}")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def latest_per_customer(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same reduction as offline_store_query(): newest record per customer, deleted ones dropped."""
+    frame = frame.copy()
+    if "is_deleted" in frame.columns:
+        frame = frame[~frame["is_deleted"].astype(str).str.lower().isin(("true", "1"))]
+    frame["_event_time"] = pd.to_datetime(frame[features.EVENT_TIME], utc=True, format="ISO8601")
+    order = ["_event_time"] + (["api_invocation_time"] if "api_invocation_time" in frame.columns else [])
+    frame = frame.sort_values([features.RECORD_IDENTIFIER, *order], kind="mergesort")
+    frame = frame.drop_duplicates(subset=[features.RECORD_IDENTIFIER], keep="last")
+    return frame.sort_values(features.RECORD_IDENTIFIER, kind="mergesort").reset_index(drop=True)
+
+
+def to_model_table(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [features.LABEL, *features.MODEL_INPUTS]
+    table = frame.dropna(subset=[features.LABEL])[columns].copy()
+    for name in columns:
+        table[name] = pd.to_numeric(table[name], errors="coerce")
+    table = table.dropna()
+    table[features.LABEL] = table[features.LABEL].astype("int64")
+    if table[features.LABEL].nunique() < 2:
+        raise SystemExit(f"label '{features.LABEL}' has a single class; cannot train a classifier")
+    return table
+
+
+def split(table: pd.DataFrame, validation: float, test: float, seed: int) -> dict[str, pd.DataFrame]:
+    label = table[features.LABEL]
+    rest, test_part = train_test_split(table, test_size=test, random_state=seed, stratify=label)
+    share = validation / (1.0 - test)
+    train_part, validation_part = train_test_split(
+        rest, test_size=share, random_state=seed, stratify=rest[features.LABEL]
+    )
+    return {"train": train_part, "validation": validation_part, "test": test_part}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Split customer features into train/validation/test")
+    parser.add_argument("--input-dir", type=Path, default=Path("/opt/ml/processing/input/data"))
+    parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing"))
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    raw = read_exports(args.input_dir)
+    latest = latest_per_customer(raw)
+    table = to_model_table(latest)
+    parts = split(table, args.validation_fraction, args.test_fraction, args.seed)
+    for name in SPLITS:
+        target = args.output_dir / name
+        target.mkdir(parents=True, exist_ok=True)
+        parts[name].to_csv(target / f"{name}.csv", index=False)
+    sizes = ", ".join(f"{name}={len(parts[name])}" for name in SPLITS)
+    print(f"read {len(raw)} rows, {len(latest)} customers, {len(table)} labelled; wrote {sizes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The release: its manifest, its content digest, and loading one back with full verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gitops.assets import sha256_bytes
+from gitops.errors import ReleaseError
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StackSummary(_Model):
+    stack_name: str
+    resources: int
+    resource_types: dict[str, int]
+
+
+class PipelineSummary(_Model):
+    pipeline_name: str
+    steps: list[str]
+    parameters: list[str]
+
+
+class StageSummary(_Model):
+    account: str
+    region: str
+    promote_to: str | None
+    stacks: dict[str, StackSummary]
+    pipelines: dict[str, PipelineSummary]
+
+
+class ToolScan(_Model):
+    passed: int
+    failed: int
+    suppressed: int
+
+
+class ScanRecord(_Model):
+    """What `gitops scan` found for exactly this release id (written back into the manifest)."""
+
+    release_id: str
+    passed: bool
+    scanned_on: date | None = None
+    tools: dict[str, ToolScan] = Field(default_factory=dict)
+
+
+class ReleaseManifest(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    release_id: str
+    source_commit: str | None
+    tool_versions: dict[str, str]
+    engine_wheel: str
+    stages: dict[str, StageSummary]
+    files: dict[str, str]
+    scan: ScanRecord | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.release_id[:12]
+
+
+def compute_release_id(files: dict[str, str]) -> str:
+    """sha256 over the sorted (path, sha256) list of every file but the manifest (DESIGN §3)."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(f"{path}\0{files[path]}\n".encode())
+    return digest.hexdigest()
+
+
+def manifest_bytes(manifest: ReleaseManifest) -> bytes:
+    data = manifest.model_dump(mode="json", exclude_none=False)
+    return (json.dumps(data, sort_keys=True, indent=2) + "\n").encode()
+
+
+def _walk(release_dir: Path) -> dict[str, Path]:
+    found = {}
+    for dirpath, _dirnames, filenames in os.walk(release_dir):
+        for name in filenames:
+            path = Path(dirpath) / name
+            found[path.relative_to(release_dir).as_posix()] = path
+    return found
+
+
+def read_manifest(release_dir: Path) -> ReleaseManifest:
+    path = release_dir / MANIFEST
+    try:
+        return ReleaseManifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ReleaseError(f"{release_dir}: not a release (no {MANIFEST})") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ReleaseError(f"{path}: invalid manifest: field '{field}': {err['msg']}") from exc
+
+
+def load_release(release_dir: Path) -> ReleaseManifest:
+    """Read a release and prove it is whole: every file listed, hashed as listed, nothing extra."""
+    manifest = read_manifest(release_dir)
+    on_disk = _walk(release_dir)
+    on_disk.pop(MANIFEST, None)
+    missing = sorted(set(manifest.files) - set(on_disk))
+    extra = sorted(set(on_disk) - set(manifest.files))
+    if missing:
+        raise ReleaseError(f"{release_dir}: file listed in the manifest is missing: {missing[0]}")
+    if extra:
+        raise ReleaseError(f"{release_dir}: file not listed in the manifest: {extra[0]}")
+    for rel, expected in manifest.files.items():
+        if sha256_bytes(on_disk[rel].read_bytes()) != expected:
+            raise ReleaseError(f"{release_dir / rel}: content differs from the manifest's sha256")
+    if compute_release_id(manifest.files) != manifest.release_id:
+        raise ReleaseError(f"{release_dir / MANIFEST}: release_id does not match the files it lists")
+    return manifest
+
+
+def write_manifest(release_dir: Path, manifest: ReleaseManifest) -> None:
+    """Replace the manifest atomically (scan records its result this way)."""
+    target = release_dir / MANIFEST
+    tmp = target.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+    tmp.write_bytes(manifest_bytes(manifest))
+    os.replace(tmp, target)
+
+
+def write_release_dir(out: Path, files: dict[str, bytes], manifest: ReleaseManifest) -> None:
+    """Write a complete release next to out, then swap it into place: never a partial release."""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for rel, data in sorted(files.items()):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        (tmp / MANIFEST).write_bytes(manifest_bytes(manifest))
+        load_release(tmp)
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,287 @@
+"""`gitops render`: the source tree in, one deterministic release directory out (DESIGN §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from gitops.assets import AssetRegistry, sha256_bytes
+from gitops.config import StageConfig, load_stages
+from gitops.errors import GitopsError, ReleaseError
+from gitops.pipelines import canonical_json
+from gitops.release import (
+    PipelineSummary,
+    ReleaseManifest,
+    StackSummary,
+    StageSummary,
+    compute_release_id,
+    load_release,
+    write_release_dir,
+)
+
+CACHE_DIR = Path(".gitops") / "cache"
+# Package versions that shape the release bytes; recorded in the manifest and in every cache key.
+TOOLS = ("sagemaker-gitops", "aws-cdk-lib", "constructs", "cdk-nag", "sagemaker", "hatchling")
+_SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache", "cdk.out", "node_modules", ".venv"}
+
+Progress = Callable[[str], None]
+
+
+def tool_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in TOOLS}
+
+
+def _input_files(root: Path, paths: Iterable[str]) -> list[Path]:
+    files: list[Path] = []
+    for rel in paths:
+        path = root / rel
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
+                files.extend(Path(dirpath) / f for f in filenames if not f.endswith(".pyc"))
+    return sorted(files)
+
+
+def inputs_digest(root: Path, paths: Iterable[str], extra: str = "") -> str:
+    """sha256 over (relative path, content) of every input file, plus tool versions."""
+    digest = hashlib.sha256(json.dumps(tool_versions(), sort_keys=True).encode() + extra.encode())
+    for path in _input_files(root, paths):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(sha256_bytes(path.read_bytes()).encode() + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass
+class Part:
+    """One cached piece of the release: a set of (release path -> bytes) plus its summary."""
+
+    files: dict[str, bytes]
+    summary: dict
+    cached: bool = False
+
+
+class PartCache:
+    """Cache of rendered parts keyed by their input digest, under .gitops/cache/ (never committed)."""
+
+    def __init__(self, root: Path, enabled: bool) -> None:
+        self.dir = root / CACHE_DIR
+        self.enabled = enabled
+
+    def get(self, kind: str, key: str) -> Part | None:
+        entry = self.dir / kind / key
+        if not self.enabled or not (entry / "summary.json").exists():
+            return None
+        summary = json.loads((entry / "summary.json").read_text())
+        files = {rel: (entry / "files" / rel).read_bytes() for rel in summary.pop("_files")}
+        return Part(files, summary, cached=True)
+
+    def put(self, kind: str, key: str, part: Part) -> None:
+        if not self.enabled:
+            return
+        final = self.dir / kind / key
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=self._ensure(self.dir / kind)))
+        for rel, data in part.files.items():
+            (tmp / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "files" / rel).write_bytes(data)
+        (tmp / "summary.json").write_text(json.dumps({**part.summary, "_files": sorted(part.files)}))
+        # Keep one entry per kind: the cache is for the next render, not an archive.
+        for old in (self.dir / kind).iterdir():
+            if old != tmp:
+                shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, final)
+
+    @staticmethod
+    def _ensure(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+# What each part is a function of (repository-relative paths).
+ENGINE_INPUTS = ("src/gitops", "pyproject.toml", "README.md")
+INFRA_INPUTS = (
+    "infra", "cdk.json", "buildspecs", "seed_repo", "prod_repo", "pipeline_defs/features.py",
+    "src/gitops/config.py", "src/gitops/synth.py", "src/gitops/assets.py",
+)
+PIPELINE_INPUTS = ("pipeline_defs", "src/gitops/pipelines.py", "src/gitops/assets.py", "src/gitops/config.py")
+
+
+def _registry_files(registry: AssetRegistry) -> dict[str, bytes]:
+    return {path: asset.data for path, asset in registry.assets.items()}
+
+
+def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
+    from gitops.synth import synthesize
+
+    registry = AssetRegistry()
+    synthesized = synthesize(root, stages, registry)
+    files = _registry_files(registry)
+    summary: dict = {}
+    for stage, stacks in synthesized.items():
+        summary[stage] = {}
+        for stack in stacks:
+            base = f"stages/{stage}/templates/{stack.name}"
+            files[f"{base}.template.json"] = canonical_json(stack.template)
+            files[f"{base}.assets.json"] = canonical_json({"stack_name": stack.stack_name, "files": stack.assets})
+            types: dict[str, int] = {}
+            for res in stack.template.get("Resources", {}).values():
+                types[res["Type"]] = types.get(res["Type"], 0) + 1
+            summary[stage][stack.name] = {
+                "stack_name": stack.stack_name,
+                "resources": sum(types.values()),
+                "resource_types": dict(sorted(types.items())),
+            }
+    return Part(files, summary)
+
+
+def _render_pipelines(root: Path, stage: StageConfig, names: list[str]) -> Part:
+    from gitops.pipelines import build_pipeline, offline_sagemaker
+
+    registry = AssetRegistry()
+    files: dict[str, bytes] = {}
+    summary: dict = {}
+    for name in names:
+        # A fresh mock per pipeline: the SDK-upload check must see only this pipeline's uploads.
+        with offline_sagemaker(stage.region):
+            definition = build_pipeline(root, stage, name, registry)
+        files[f"stages/{stage.stage}/pipelines/{name}.json"] = canonical_json(definition)
+        summary[name] = {
+            "pipeline_name": stage.pipeline_name(name),
+            "steps": _step_names(definition.get("Steps", [])),
+            "parameters": sorted(p["Name"] for p in definition.get("Parameters", [])),
+        }
+    files.update(_registry_files(registry))
+    return Part(files, summary)
+
+
+def _step_names(steps: list[dict]) -> list[str]:
+    names = []
+    for step in steps:
+        names.append(step["Name"])
+        args = step.get("Arguments") or {}
+        if step.get("Type") == "Condition":
+            names += _step_names(args.get("IfSteps", [])) + _step_names(args.get("ElseSteps", []))
+    return names
+
+
+def _render_engine_wheel(root: Path) -> Part:
+    """A reproducible wheel of this engine; env-repo buildspecs install it from the release."""
+    from hatchling.builders.wheel import WheelBuilder
+
+    os.environ.setdefault("SOURCE_DATE_EPOCH", "315532800")
+    with tempfile.TemporaryDirectory(prefix="gitops-wheel-") as out:
+        try:
+            built = next(iter(WheelBuilder(str(root)).build(directory=out, versions=["standard"])))
+        except Exception as exc:
+            raise GitopsError(f"pyproject.toml: building the engine wheel failed: {exc}") from exc
+        data = Path(built).read_bytes()
+        name = Path(built).name
+    registry = AssetRegistry()
+    asset = registry.add(name, data)
+    return Part(_registry_files(registry), {"engine_wheel": asset.release_path})
+
+
+def _source_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class RenderResult:
+    manifest: ReleaseManifest
+    out: Path
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: list[str] = field(default_factory=list)
+    unchanged: bool = False
+
+
+def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: Progress | None = None) -> RenderResult:
+    """Render every stage's templates and pipeline definitions into the release directory out."""
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    root = root.resolve()
+    stages = load_stages(root)
+    from gitops.pipelines import discover_pipelines
+
+    pipelines = discover_pipelines(root)
+    cache = PartCache(root, use_cache)
+    timings: dict[str, float] = {}
+    cached: list[str] = []
+
+    def part(kind: str, inputs: Iterable[str], build: Callable[[], Part], extra: str = "") -> Part:
+        t0 = time.perf_counter()
+        key = inputs_digest(root, inputs, extra)
+        found = cache.get(kind, key)
+        if found is None:
+            say(f"{kind}: building")
+            found = build()
+            cache.put(kind, key, found)
+        else:
+            cached.append(kind)
+        timings[kind] = round(time.perf_counter() - t0, 2)
+        say(f"{kind}: {'cached' if found.cached else 'built'} in {timings[kind]:.1f}s")
+        return found
+
+    all_configs = "".join(c.model_dump_json() for c in stages.values())
+    engine = part("engine-wheel", ENGINE_INPUTS, lambda: _render_engine_wheel(root))
+    infra = part("infra", INFRA_INPUTS, lambda: _render_infra(root, stages), all_configs)
+    pipeline_parts = {
+        name: part(
+            f"pipelines-{name}", PIPELINE_INPUTS, lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
+            cfg.model_dump_json(),
+        )
+        for name, cfg in stages.items()
+    }
+
+    files: dict[str, bytes] = {}
+    for piece in [engine, infra, *pipeline_parts.values()]:
+        files.update(piece.files)
+    file_hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
+    manifest = ReleaseManifest(
+        release_id=compute_release_id(file_hashes),
+        source_commit=_source_commit(root),
+        tool_versions=tool_versions(),
+        engine_wheel=engine.summary["engine_wheel"],
+        stages={
+            name: StageSummary(
+                account=cfg.account,
+                region=cfg.region,
+                promote_to=cfg.promote_to,
+                stacks={k: StackSummary(**v) for k, v in infra.summary.get(name, {}).items()},
+                pipelines={k: PipelineSummary(**v) for k, v in pipeline_parts[name].summary.items()},
+            )
+            for name, cfg in stages.items()
+        },
+        files=dict(sorted(file_hashes.items())),
+    )
+    unchanged = _same_release(out, manifest)
+    if not unchanged:
+        write_release_dir(out, files, manifest)
+    return RenderResult(manifest, out, round(time.perf_counter() - started, 2), timings, cached, unchanged)
+
+
+def _same_release(out: Path, manifest: ReleaseManifest) -> bool:
+    """True when out already holds exactly this release (then it is left untouched, scan record kept)."""
+    if not out.exists():
+        return False
+    try:
+        current = load_release(out)
+    except ReleaseError:
+        return False
+    return current.release_id == manifest.release_id and current.source_commit == manifest.source_commit

@@ -1,0 +1,90 @@
+"""Stage config: the shipped files are valid, and every kind of mistake names the file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gitops.config import load_stage_config, load_stages
+from gitops.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_stages_load_in_promotion_order():
+    stages = load_stages(ROOT)
+    assert list(stages) == ["dev", "prod"]
+    assert stages["dev"].promote_to == "prod"
+    assert stages["prod"].promote_to is None
+    assert stages["dev"].account != stages["prod"].account
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "infra" / "config"
+    shutil.copytree(ROOT / "infra" / "config", target)
+    return target
+
+
+def _write(config_dir: Path, name: str, text: str) -> Path:
+    path = config_dir / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\nbogus: 1\n", "unknown field 'bogus'"),
+        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  max_capacity: two\n",
+         "field 'inference.max_capacity'"),
+        ("stage: dev\naccount: 111111111111\nregion: eu-west-1\n", "field 'account'"),
+        ("stage: dev\naccount: '1234'\nregion: eu-west-1\n", "field 'account'"),
+        ("stage: dev\naccount: '111111111111'\nregion: Ireland\n", "field 'region'"),
+        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\nnetwork:\n  vpc_cidr: 8.8.0.0/16\n",
+         "field 'network.vpc_cidr'"),
+        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  min_capacity: 5\n"
+         "  max_capacity: 2\n", "min_capacity must not exceed max_capacity"),
+        ("stage: qa\naccount: '111111111111'\nregion: eu-west-1\n", "field 'stage' is 'qa'"),
+        ("stage: [dev\n", "not valid YAML"),
+        ("- dev\n", "expected a mapping"),
+    ],
+)
+def test_bad_stage_config_names_file_and_field(config_dir: Path, body: str, expected: str):
+    path = _write(config_dir, "dev.yaml", body)
+    with pytest.raises(ConfigError) as info:
+        load_stage_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_promote_to_unknown_stage_is_refused(config_dir: Path):
+    text = (config_dir / "dev.yaml").read_text().replace("promote_to: prod", "promote_to: staging")
+    _write(config_dir, "dev.yaml", text)
+    with pytest.raises(ConfigError, match=r"dev\.yaml: field 'promote_to': no stage 'staging'"):
+        load_stages(config_dir.parents[1])
+
+
+def test_promotion_cycle_is_refused(config_dir: Path):
+    _write(config_dir, "prod.yaml", (config_dir / "prod.yaml").read_text() + "promote_to: dev\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_stages(config_dir.parents[1])
+
+
+def test_no_stage_files_is_an_error(tmp_path: Path):
+    (tmp_path / "infra" / "config").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="no stage config files"):
+        load_stages(tmp_path)
+
+
+def test_derived_names_are_stage_scoped():
+    stages = load_stages(ROOT)
+    dev, prod = stages["dev"], stages["prod"]
+    assert dev.artifact_bucket_name != prod.artifact_bucket_name
+    assert dev.artifact_bucket_name == f"mlops-dev-artifacts-{dev.account}-{dev.region}"
+    assert len(dev.artifact_bucket_name) <= 63
+    assert dev.pipeline_name("feature_ingestion") == "mlops-dev-feature-ingestion"

@@ -1,0 +1,89 @@
+"""The release format: content-addressed id, full verification on load, and never a partial write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
+from gitops.errors import ReleaseError
+from gitops.release import ReleaseManifest, compute_release_id, load_release, write_release_dir
+
+
+def _manifest(files: dict[str, bytes]) -> ReleaseManifest:
+    hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
+    return ReleaseManifest(
+        release_id=compute_release_id(hashes),
+        source_commit=None,
+        tool_versions={},
+        engine_wheel="assets/x/engine.whl",
+        stages={},
+        files=hashes,
+    )
+
+
+FILES = {"stages/dev/templates/Base.template.json": b"{}\n", "assets/ab/step.py": b"print(1)\n"}
+
+
+def test_release_id_depends_on_paths_and_contents_only():
+    a = compute_release_id({"x": "1", "y": "2"})
+    assert a == compute_release_id({"y": "2", "x": "1"})
+    assert a != compute_release_id({"x": "1", "y": "3"})
+    assert a != compute_release_id({"x": "1", "z": "2"})
+
+
+def test_write_then_load_roundtrip(tmp_path: Path):
+    out = tmp_path / "release"
+    manifest = _manifest(FILES)
+    write_release_dir(out, FILES, manifest)
+    assert load_release(out).release_id == manifest.release_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]  # no temp dirs left
+
+
+def test_tampered_file_is_detected(tmp_path: Path):
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    (out / "assets/ab/step.py").write_text("print(2)\n")
+    with pytest.raises(ReleaseError, match="step.py: content differs"):
+        load_release(out)
+
+
+def test_extra_and_missing_files_are_detected(tmp_path: Path):
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    (out / "assets/ab/extra.py").write_text("x")
+    with pytest.raises(ReleaseError, match="not listed in the manifest: assets/ab/extra.py"):
+        load_release(out)
+    (out / "assets/ab/extra.py").unlink()
+    (out / "assets/ab/step.py").unlink()
+    with pytest.raises(ReleaseError, match="missing: assets/ab/step.py"):
+        load_release(out)
+
+
+def test_failed_write_keeps_the_previous_release(tmp_path: Path):
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    before = load_release(out).release_id
+    bad = dict(FILES) | {"assets/cd/new.py": b"new"}
+    manifest = _manifest(FILES)  # lies: does not list new.py, so verification fails before the swap
+    with pytest.raises(ReleaseError):
+        write_release_dir(out, bad, manifest)
+    assert load_release(out).release_id == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]
+
+
+def test_archives_are_reproducible(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("a = 1\n")
+    (src / "b.txt").write_text("b\n")
+    first_tar, first_zip = deterministic_tar_gz(src), deterministic_zip(src)
+    # Touch the files: mtimes change, contents do not.
+    for path in src.rglob("*"):
+        if path.is_file():
+            path.write_text(path.read_text())
+    (src / "pkg" / "__pycache__").mkdir()
+    (src / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    assert deterministic_tar_gz(src) == first_tar
+    assert deterministic_zip(src) == first_zip
