@@ -67,7 +67,9 @@ def _load_app_module(root: Path) -> Any:
     return module
 
 
-def synthesize(root: Path, stages: dict[str, StageConfig], registry: AssetRegistry) -> dict[str, list[SynthesizedStack]]:
+def synthesize(
+    root: Path, stages: dict[str, StageConfig], registry: AssetRegistry
+) -> dict[str, list[SynthesizedStack]]:
     """All stacks of all stages in one process; file assets become deterministic release assets."""
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
@@ -82,7 +84,7 @@ def synthesize(root: Path, stages: dict[str, StageConfig], registry: AssetRegist
             assembly = app.synth()
         except Exception as exc:
             raise SynthError(f"{INFRA_APP}: synthesis failed: {type(exc).__name__}: {_first_line(exc)}") from exc
-        nested = {art.directory_name.removeprefix("assembly-"): art.nested_assembly for art in assembly.nested_assemblies}
+        nested = {a.directory_name.removeprefix("assembly-"): a.nested_assembly for a in assembly.nested_assemblies}
         for stage_name in stages:
             stage_asm = nested.get(stage_name)
             if stage_asm is None:
