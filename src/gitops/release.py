@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gitops.assets import sha256_bytes
+from gitops.config import StageConfig
 from gitops.errors import ReleaseError
 
 MANIFEST = "manifest.json"
@@ -124,6 +125,21 @@ def load_release(release_dir: Path) -> ReleaseManifest:
     if compute_release_id(manifest.files) != manifest.release_id:
         raise ReleaseError(f"{release_dir / MANIFEST}: release_id does not match the files it lists")
     return manifest
+
+
+def stage_config_path(stage: str) -> str:
+    return f"stages/{stage}/config.json"
+
+
+def load_stage_config_from_release(release_dir: Path, stage: str) -> StageConfig:
+    """The stage's validated settings as rendered into the release (deploy never reads the source)."""
+    path = release_dir / stage_config_path(stage)
+    try:
+        return StageConfig.model_validate_json(path.read_bytes(), strict=False)
+    except FileNotFoundError as exc:
+        raise ReleaseError(f"{release_dir}: the release has no stage '{stage}'") from exc
+    except ValidationError as exc:
+        raise ReleaseError(f"{path}: invalid stage settings: {exc.errors()[0]['msg']}") from exc
 
 
 def write_manifest(release_dir: Path, manifest: ReleaseManifest) -> None:

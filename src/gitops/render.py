@@ -25,6 +25,7 @@ from gitops.release import (
     StageSummary,
     compute_release_id,
     load_release,
+    stage_config_path,
     write_release_dir,
 )
 
@@ -252,6 +253,9 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     files: dict[str, bytes] = {}
     for piece in [engine, infra, *pipeline_parts.values()]:
         files.update(piece.files)
+    for name, cfg in stages.items():
+        # The validated settings travel with the release: deploy needs them, not the source tree.
+        files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
     file_hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
     manifest = ReleaseManifest(
         release_id=compute_release_id(file_hashes),

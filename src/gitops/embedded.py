@@ -1,0 +1,149 @@
+"""The embedded target: a loopback moto server and local bare git repositories per stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.config import StageConfig
+from gitops.errors import GitopsError
+
+SERVER_FILE = "moto.json"
+SEEDS = {True: "seed_repo", False: "prod_repo"}  # keyed by "does this stage promote onwards"
+
+
+class EmbeddedError(GitopsError):
+    hint = "run `gitops local down` then `gitops local up` to start the embedded target afresh"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _responds(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=1) as resp:  # noqa: S310 (loopback)
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def read_server(local_dir: Path) -> ServerInfo | None:
+    """The running server recorded in local_dir, or None if there is none (or it died)."""
+    try:
+        data = json.loads((local_dir / SERVER_FILE).read_text())
+        info = ServerInfo(int(data["pid"]), int(data["port"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    return info if _alive(info.pid) and _responds(info.endpoint_url) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(local_dir: Path, timeout: float = 30.0) -> ServerInfo:
+    """Start moto on loopback in the background (or return the one already running)."""
+    running = read_server(local_dir)
+    if running:
+        return running
+    local_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = open(local_dir / "moto.log", "ab")  # noqa: SIM115 (handed to the child)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survives the terminal that ran `gitops local up`
+    )
+    info = ServerInfo(proc.pid, port)
+    deadline = time.monotonic() + timeout
+    while not _responds(info.endpoint_url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise EmbeddedError(f"{local_dir / 'moto.log'}: the moto server did not start on port {port}")
+        time.sleep(0.1)
+    _atomic_write(local_dir / SERVER_FILE, json.dumps({"pid": info.pid, "port": info.port}))
+    return info
+
+
+def stop_server(local_dir: Path) -> bool:
+    """Stop the recorded server; True if one was running."""
+    info = read_server(local_dir)
+    (local_dir / SERVER_FILE).unlink(missing_ok=True)
+    if info is None:
+        return False
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _alive(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(info.pid):
+        os.kill(info.pid, signal.SIGKILL)
+    return True
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise EmbeddedError(f"git {' '.join(args)}: {result.stderr.strip().splitlines()[-1:]}")
+    return result.stdout
+
+
+def seed_env_repo(root: Path, local_dir: Path, stage: StageConfig) -> Path:
+    """Create the stage's bare env repository from seed_repo/ or prod_repo/ (idempotent)."""
+    bare = local_dir / "repos" / f"{stage.stage}.git"
+    if (bare / "HEAD").exists():
+        return bare
+    seed = root / SEEDS[stage.promote_to is not None]
+    if not seed.is_dir():
+        raise EmbeddedError(f"{seed}: missing; it holds the initial content of the {stage.stage} env repository")
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    tmp_bare = Path(tempfile.mkdtemp(dir=bare.parent, prefix=f".{stage.stage}."))
+    with tempfile.TemporaryDirectory(prefix="gitops-seed-") as work:
+        shutil.copytree(seed, work, dirs_exist_ok=True)
+        _git("init", "-q", "-b", "main", cwd=Path(work))
+        _git("add", "-A", cwd=Path(work))
+        _git(*_identity(), "commit", "-q", "-m", f"Seed the {stage.stage} environment repository", cwd=Path(work))
+        _git("clone", "-q", "--bare", work, str(tmp_bare / "repo.git"))
+    os.rename(tmp_bare / "repo.git", bare)
+    shutil.rmtree(tmp_bare, ignore_errors=True)
+    return bare
+
+
+def _identity() -> list[str]:
+    return ["-c", "user.name=gitops", "-c", "user.email=gitops@localhost"]

@@ -1,0 +1,92 @@
+"""Where the loop runs: real AWS (the standard credential chain) or the embedded local target.
+
+One code path for both: every AWS call goes through a boto3 session from Target.session(stage).
+On the embedded target that session points at a loopback moto server and holds credentials
+assumed into the stage's account, exactly as a cross-account deploy role would on AWS.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gitops.config import StageConfig
+from gitops.errors import GitopsError
+
+LOCAL_DIR_ENV = "GITOPS_LOCAL_DIR"
+TARGET_ENV = "GITOPS_TARGET"
+DEFAULT_LOCAL_DIR = Path(".gitops") / "local"
+
+
+class TargetError(GitopsError):
+    hint = "start the embedded target with `gitops local up`, or set GITOPS_TARGET=aws with AWS credentials"
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Literal["aws", "local"]
+    local_dir: Path | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+    def session(self, stage: StageConfig) -> Any:
+        """A boto3 session acting in the stage's account and region."""
+        import boto3
+
+        if not self.is_local:
+            return boto3.Session(region_name=stage.region)
+        base = boto3.Session(
+            aws_access_key_id="embedded",
+            aws_secret_access_key="embedded",
+            region_name=stage.region,
+        )
+        sts = base.client("sts", endpoint_url=self.endpoint_url)
+        creds = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{stage.account}:role/{stage.prefix}-deploy",
+            RoleSessionName="gitops-embedded",
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=stage.region,
+        )
+
+    def client(self, stage: StageConfig, service: str, session: Any = None) -> Any:
+        session = session or self.session(stage)
+        return session.client(service, endpoint_url=self.endpoint_url)
+
+    def env_repo_url(self, stage: StageConfig) -> str:
+        """The git URL of the stage's environment repository."""
+        if self.is_local:
+            assert self.local_dir is not None
+            return str(self.local_dir / "repos" / f"{stage.stage}.git")
+        return f"codecommit::{stage.region}://{stage.env_repository_name}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that make a child `gitops` process use this same target."""
+        if not self.is_local:
+            return {TARGET_ENV: "aws"}
+        assert self.local_dir is not None and self.endpoint_url is not None
+        return {TARGET_ENV: "local", LOCAL_DIR_ENV: str(self.local_dir), "AWS_ENDPOINT_URL": self.endpoint_url}
+
+
+def resolve_target(root: Path | None = None, kind: str | None = None) -> Target:
+    """The target named by --target / GITOPS_TARGET (default aws); local needs a running server."""
+    kind = kind or os.environ.get(TARGET_ENV, "aws")
+    if kind == "aws":
+        return Target("aws")
+    if kind != "local":
+        raise TargetError(f"unknown target '{kind}' (GITOPS_TARGET / --target): use 'aws' or 'local'")
+    from gitops.embedded import read_server
+
+    local_dir = Path(os.environ.get(LOCAL_DIR_ENV) or (root or Path(".")) / DEFAULT_LOCAL_DIR).resolve()
+    server = read_server(local_dir)
+    if server is None:
+        raise TargetError(f"{local_dir}: the embedded target is not running")
+    return Target("local", local_dir, server.endpoint_url)
