@@ -111,6 +111,11 @@ class StageConfig(_Strict):
         return f"arn:aws:iam::{self.account}:role/{self.sagemaker_execution_role_name}"
 
     @property
+    def release_pipeline_name(self) -> str:
+        """The env repository's CodePipeline: Source -> Deploy -> Verify [-> Approve -> Promote]."""
+        return f"{self.prefix}-release"
+
+    @property
     def endpoint_name(self) -> str:
         return f"{self.prefix}-endpoint"
 

@@ -1,0 +1,116 @@
+"""What a promotion must be able to prove: the release was verified in its stage and approved.
+
+Embedded target: the local state store. AWS: the CodePipeline execution that runs the Promote
+action (its Deploy and Verify actions succeeded, its manual approval was approved); the release
+id is tied to that execution through the source commit it checked out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gitops.config import StageConfig
+from gitops.errors import GitopsError
+from gitops.state import Approval, ApprovalMissing, LocalState, now
+from gitops.target import Target
+
+EXECUTION_ENV = "CODEPIPELINE_EXECUTION_ID"
+APPROVAL_STAGE = "Approve"
+
+
+class EvidenceError(GitopsError):
+    hint = "run promote from the stage's pipeline (the Promote action) or on the embedded target"
+
+
+class Evidence(Protocol):
+    def verified(self, stage: StageConfig, release_id: str) -> bool: ...
+
+    def approval(self, stage: StageConfig, release_id: str) -> Approval | None: ...
+
+
+@dataclass
+class LocalEvidence:
+    state: LocalState
+
+    def verified(self, stage: StageConfig, release_id: str) -> bool:
+        return self.state.is_verified(stage.stage, release_id)
+
+    def approval(self, stage: StageConfig, release_id: str) -> Approval | None:
+        return self.state.approval(stage.stage, release_id)
+
+
+@dataclass
+class PipelineEvidence:
+    """Evidence read from the CodePipeline execution that runs this Promote action."""
+
+    target: Target
+    execution_id: str
+    held_release_id: str  # the release in the execution's source artifact (CODEBUILD_SRC_DIR)
+
+    def _actions(self, stage: StageConfig) -> list[dict[str, Any]]:
+        client = self.target.client(stage, "codepipeline")
+        name = stage.release_pipeline_name
+        found: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"pipelineName": name, "filter": {"pipelineExecutionId": self.execution_id}}
+            if token:
+                kwargs["nextToken"] = token
+            page = client.list_action_executions(**kwargs)
+            found += page.get("actionExecutionDetails", [])
+            token = page.get("nextToken")
+            if not token:
+                return found
+
+    def _succeeded(self, stage: StageConfig, stage_name: str) -> dict | None:
+        for action in self._actions(stage):
+            if action.get("stageName") == stage_name and action.get("status") == "Succeeded":
+                return action
+        return None
+
+    def verified(self, stage: StageConfig, release_id: str) -> bool:
+        return release_id == self.held_release_id and self._succeeded(stage, "Verify") is not None
+
+    def approval(self, stage: StageConfig, release_id: str) -> Approval | None:
+        if release_id != self.held_release_id:
+            return None
+        action = self._succeeded(stage, APPROVAL_STAGE)
+        if action is None:
+            return None
+        result = (action.get("output") or {}).get("executionResult") or {}
+        return Approval(
+            stage=stage.stage,
+            release_id=release_id,
+            status="approved",
+            requested_at=str(action.get("startTime", "")),
+            execution_id=self.execution_id,
+            decided_at=str(action.get("lastUpdateTime", now())),
+            decided_by=action.get("updatedBy"),
+            summary=result.get("externalExecutionSummary"),
+        )
+
+
+def evidence_for(target: Target, held_release_id: str) -> Evidence:
+    if target.is_local:
+        assert target.local_dir is not None
+        return LocalEvidence(LocalState(target.local_dir))
+    execution_id = os.environ.get(EXECUTION_ENV)
+    if not execution_id:
+        raise EvidenceError(
+            f"{EXECUTION_ENV} is not set: on AWS, promote runs inside the pipeline execution it promotes"
+        )
+    return PipelineEvidence(target, execution_id, held_release_id)
+
+
+def require_approved(evidence: Evidence, stage: StageConfig, release_id: str) -> Approval:
+    record = evidence.approval(stage, release_id)
+    if record is None or record.status == "waiting":
+        raise ApprovalMissing(f"release {release_id[:12]} has no approval in stage {stage.stage}")
+    if record.status == "rejected":
+        raise ApprovalMissing(
+            f"release {release_id[:12]} was rejected in stage {stage.stage}"
+            f" by {record.decided_by}: {record.summary or 'no reason given'}"
+        )
+    return record
