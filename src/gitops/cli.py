@@ -26,6 +26,17 @@ RootOpt = Annotated[Path, typer.Option("--root", help="Repository root (the sour
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Release directory to write.")]
 ReleaseOpt = Annotated[Path, typer.Option("--release", help="Release directory to read.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="aws (default; the standard credential chain) or local (the embedded target)."),
+]
+StageOpt = Annotated[str, typer.Option("--stage", help="Stage name, as in infra/config/<stage>.yaml.")]
+
+
+def target_from(root: Path, kind: str | None):
+    from gitops.target import resolve_target
+
+    return resolve_target(root, kind)
 
 
 @app.callback()
@@ -45,7 +56,7 @@ def emit_json(data: object) -> None:
 
 def _register_commands() -> None:
     """Each verb lives in its own module under gitops.commands and registers itself on `app`."""
-    from gitops.commands import render  # noqa: F401
+    from gitops.commands import local, promotion, render, status  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,120 @@
+"""The approval click: approve or reject exactly one release id waiting at a stage's gate.
+
+Embedded target: the local state store. AWS: the manual approval action of the stage's
+CodePipeline (GetPipelineState for the token, PutApprovalResult), after checking that the
+execution waiting there carries the release id the approver was shown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from gitops.config import StageConfig
+from gitops.evidence import APPROVAL_STAGE
+from gitops.state import ApprovalMissing, LocalState
+from gitops.target import Target
+
+MANIFEST_PATH = "release/manifest.json"
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    stage: str
+    release_id: str
+    execution_id: str | None
+    requested_at: str | None
+    diff_summary: str | None = None
+    token: str | None = None  # CodePipeline's approval token (AWS only)
+    action_name: str | None = None
+
+
+def _match(pending: list[PendingApproval], release_prefix: str | None, stage: str) -> PendingApproval:
+    if not pending:
+        raise ApprovalMissing(f"nothing is waiting for approval in stage {stage}")
+    if release_prefix is None:
+        if len(pending) > 1:
+            ids = ", ".join(p.release_id[:12] for p in pending)
+            raise ApprovalMissing(f"several releases wait in stage {stage} ({ids}); name one with --release")
+        return pending[0]
+    if len(release_prefix) < 7:
+        raise ApprovalMissing(f"--release {release_prefix}: give at least 7 characters of the release id")
+    found = [p for p in pending if p.release_id.startswith(release_prefix)]
+    if not found:
+        waiting = ", ".join(p.release_id[:12] for p in pending)
+        raise ApprovalMissing(
+            f"release {release_prefix} is not the one waiting in stage {stage} (waiting: {waiting}); refusing"
+        )
+    return found[0]
+
+
+def pending_approvals(stage: StageConfig, target: Target) -> list[PendingApproval]:
+    if target.is_local:
+        assert target.local_dir is not None
+        return [
+            PendingApproval(a.stage, a.release_id, a.execution_id, a.requested_at, a.diff_summary)
+            for a in LocalState(target.local_dir).waiting()
+            if a.stage == stage.stage
+        ]
+    return _aws_pending(stage, target)
+
+
+def _aws_pending(stage: StageConfig, target: Target) -> list[PendingApproval]:
+    session = target.session(stage)
+    pipeline = target.client(stage, "codepipeline", session)
+    state = pipeline.get_pipeline_state(name=stage.release_pipeline_name)
+    pending = []
+    for st in state.get("stageStates", []):
+        if st.get("stageName") != APPROVAL_STAGE:
+            continue
+        execution_id = (st.get("latestExecution") or {}).get("pipelineExecutionId")
+        for action in st.get("actionStates", []):
+            latest = action.get("latestExecution") or {}
+            if latest.get("status") != "InProgress" or not latest.get("token"):
+                continue
+            release_id = _execution_release_id(stage, target, session, execution_id)
+            pending.append(
+                PendingApproval(
+                    stage.stage, release_id, execution_id, str(latest.get("lastStatusChange", "")),
+                    token=latest["token"], action_name=action["actionName"],
+                )
+            )
+    return pending
+
+
+def _execution_release_id(stage: StageConfig, target: Target, session, execution_id: str | None) -> str:
+    """The release id in the source commit of a pipeline execution (what the approver approves)."""
+    pipeline = target.client(stage, "codepipeline", session)
+    execution = pipeline.get_pipeline_execution(
+        pipelineName=stage.release_pipeline_name, pipelineExecutionId=execution_id
+    )["pipelineExecution"]
+    revisions = execution.get("artifactRevisions") or []
+    if not revisions:
+        raise ApprovalMissing(f"pipeline execution {execution_id} has no source revision")
+    commit = revisions[0]["revisionId"]
+    codecommit = target.client(stage, "codecommit", session)
+    blob = codecommit.get_file(
+        repositoryName=stage.env_repository_name, commitSpecifier=commit, filePath=MANIFEST_PATH
+    )["fileContent"]
+    return json.loads(blob)["release_id"]
+
+
+def decide(
+    stage: StageConfig, target: Target, *, approved: bool, release_prefix: str | None, summary: str | None
+) -> PendingApproval:
+    """Approve or reject the waiting release that matches release_prefix (or the only one waiting)."""
+    chosen = _match(pending_approvals(stage, target), release_prefix, stage.stage)
+    text = f"release {chosen.release_id}: {summary or ('approved' if approved else 'rejected')}"
+    if target.is_local:
+        assert target.local_dir is not None
+        LocalState(target.local_dir).decide(stage.stage, chosen.release_id, approved, summary)
+        return chosen
+    pipeline = target.client(stage, "codepipeline")
+    pipeline.put_approval_result(
+        pipelineName=stage.release_pipeline_name,
+        stageName=APPROVAL_STAGE,
+        actionName=chosen.action_name,
+        result={"summary": text[:512], "status": "Approved" if approved else "Rejected"},
+        token=chosen.token,
+    )
+    return chosen
