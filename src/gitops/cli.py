@@ -39,15 +39,21 @@ def target_from(root: Path, kind: str | None):
     return resolve_target(root, kind)
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the engine version and exit.")] = False,
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from gitops import __version__
 
         out.print(f"gitops {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the engine version.")
+    ] = False,
+) -> None:
+    """GitOps CI/CD for SageMaker MLOps."""
 
 
 def emit_json(data: object) -> None:
@@ -71,7 +77,3 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: nothing was left half-written")
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
