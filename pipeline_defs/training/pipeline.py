@@ -1,17 +1,18 @@
-"""Training pipeline: Preprocess -> Train -> Evaluate -> (AUC >= threshold ? RegisterModel : Fail).
+"""Training pipeline: Preprocess -> Train -> Evaluate -> CheckAuc -> RegisterModel | AucBelowThreshold.
 
 Step code lives in steps/ (plain Python, runnable locally on the sample CSV) and reaches the
 jobs only as release assets (ctx.asset / ctx.source_archive), so building this definition
 uploads nothing and is a pure function of the code and the stage config.
 
 SDK notes (sagemaker 3.x):
-- Processing uses ScriptProcessor with an S3 `code` URI; FrameworkProcessor would upload a
-  generated runproc.sh.
 - Training uses ModelTrainer *without* SourceCode: with SourceCode the SDK always uploads its
-  own sm_drivers directory under a timestamped job name (an upload and a nondeterministic
-  URI). Instead the scikit-learn image's training toolkit runs our script in script mode:
-  the code archive is an input channel and sagemaker_program / sagemaker_submit_directory
-  point at it, which also works with network isolation.
+  own sm_drivers directory under a timestamped job name (an upload while building and a
+  nondeterministic URI). Instead the scikit-learn image's training toolkit runs train.py in
+  script mode: the code archive is an input channel and sagemaker_program /
+  sagemaker_submit_directory point at it, which also works with network isolation.
+- Registration uses ModelBuilder(...).register() under the PipelineSession (a RegisterModel
+  step). With no SourceCode and no framework set, ModelBuilder uploads nothing; the inference
+  code travels inside the model artifact (train.py copies it to code/).
 """
 
 from __future__ import annotations
@@ -19,40 +20,23 @@ from __future__ import annotations
 import json
 
 from gitops.pipelines import PipelineContext
+from pipeline_defs.common import (
+    CUSTOMER_EXPORTS,
+    features_input,
+    s3_input,
+    s3_output,
+    script_processor,
+    sklearn_image,
+)
 
-SKLEARN_VERSION = "1.9-0"
+SPLITS = ("train", "validation", "test")
 CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
-PROCESSING_SCHEMA_DIR = "/opt/ml/processing/input/schema"
-EVALUATION_JSON_PATH = "binary_classification_metrics.auc.value"
-
-
-def _s3_input(name: str, uri, local_path: str):
-    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
-
-    return ProcessingInput(
-        input_name=name,
-        s3_input=ProcessingS3Input(
-            s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
-        ),
-    )
-
-
-def _s3_output(name: str, local_path: str):
-    """An output whose S3 URI the SDK derives: s3://<bucket>/<pipeline>/<execution id>/<step>/output/<name>."""
-    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
-
-    return ProcessingOutput(
-        output_name=name,
-        s3_output=ProcessingS3Output(s3_uri=local_path, local_path=local_path, s3_upload_mode="EndOfJob"),
-    )
+AUC_JSON_PATH = "binary_classification_metrics.auc.value"
 
 
 def build(ctx: PipelineContext):
-    from sagemaker.core import image_uris
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
-    from sagemaker.core.network import NetworkConfig
-    from sagemaker.core.processing import ScriptProcessor
-    from sagemaker.core.shapes import StoppingCondition
+    from sagemaker.core.shapes import MetricDefinition, StoppingCondition
     from sagemaker.core.training.configs import Compute, InputData, Networking, OutputDataConfig
     from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
@@ -71,17 +55,16 @@ def build(ctx: PipelineContext):
     from sagemaker.train.model_trainer import ModelTrainer
 
     stage = ctx.stage
-    session = ctx.session
-
     processing_instance_type = ParameterString(
         "ProcessingInstanceType", default_value=stage.training.processing_instance_type
     )
     training_instance_type = ParameterString(
         "TrainingInstanceType", default_value=stage.training.training_instance_type
     )
-    # A prefix of CSV exports of the customer Feature Group (or Athena results of
-    # features.offline_store_query()); see steps/preprocess.py.
-    input_data = ParameterString("InputDataUri", default_value=ctx.s3_uri("datasets", "customers") + "/")
+    # A prefix of customer CSVs: by default the exports of the feature_ingestion pipeline (every
+    # execution adds one), or Athena results of features.offline_store_query().
+    # steps/preprocess.py keeps the latest record per customer, as the offline store query does.
+    input_data = ParameterString("InputDataUri", default_value=ctx.s3_uri(*CUSTOMER_EXPORTS) + "/")
     approval_status = ParameterString(
         "ModelApprovalStatus",
         default_value=stage.training.model_approval_status,
@@ -89,57 +72,28 @@ def build(ctx: PipelineContext):
     )
     auc_threshold = ParameterFloat("AucThreshold", default_value=stage.training.metric_threshold)
 
-    sklearn_image = image_uris.retrieve(
-        "sklearn", ctx.region, version=SKLEARN_VERSION, py_version="py3", image_scope="training"
-    )
-    serving_image = image_uris.retrieve(
-        "sklearn", ctx.region, version=SKLEARN_VERSION, py_version="py3", image_scope="inference"
-    )
-    features_uri = ctx.asset("../features.py")
-    isolated = NetworkConfig(enable_network_isolation=True, encrypt_inter_container_traffic=True)
-
-    def processor(job: str) -> ScriptProcessor:
-        return ScriptProcessor(
-            role=ctx.role_arn,
-            image_uri=sklearn_image,
-            command=["python3"],
-            instance_count=1,
-            instance_type=processing_instance_type,
-            volume_size_in_gb=30,
-            volume_kms_key=ctx.kms_key,
-            output_kms_key=ctx.kms_key,
-            max_runtime_in_seconds=3600,
-            base_job_name=f"{ctx.pipeline_name}-{job}",
-            sagemaker_session=session,
-            env={"FEATURES_DIR": PROCESSING_SCHEMA_DIR},
-            network_config=isolated,
-        )
-
-    # 1. Preprocess: latest record per customer -> stratified train/validation/test CSVs.
+    # 1. Preprocess: latest record per customer -> stratified train / validation / test CSVs.
     preprocess = ProcessingStep(
         name="Preprocess",
-        description="Latest record per customer from the feature export; deterministic split",
-        step_args=processor("preprocess").run(
+        description="Latest record per customer from the feature export; deterministic stratified split",
+        step_args=script_processor(ctx, processing_instance_type).run(
             code=ctx.asset("steps/preprocess.py"),
             inputs=[
-                _s3_input("features", input_data, "/opt/ml/processing/input/data"),
-                _s3_input("schema", features_uri, PROCESSING_SCHEMA_DIR),
+                s3_input("features", input_data, "/opt/ml/processing/input/data"),
+                features_input(ctx),
             ],
-            outputs=[_s3_output(name, f"/opt/ml/processing/{name}") for name in ("train", "validation", "test")],
+            outputs=[s3_output(name, f"/opt/ml/processing/{name}") for name in SPLITS],
             arguments=["--input-dir", "/opt/ml/processing/input/data", "--output-dir", "/opt/ml/processing"],
         ),
     )
-    split_uri = {
-        name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
-        for name in ("train", "validation", "test")
-    }
+    split_uri = {name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri for name in SPLITS}
 
-    # 2. Train: script mode in the scikit-learn image, code as an input channel, no network.
+    # 2. Train: script mode in the scikit-learn image; code and schema as input channels; no network.
     trainer = ModelTrainer(
-        sagemaker_session=session,
+        sagemaker_session=ctx.session,
         role=ctx.role_arn,
         base_job_name=f"{ctx.pipeline_name}-train",
-        training_image=sklearn_image,
+        training_image=sklearn_image(ctx.region),
         compute=Compute(
             instance_type=training_instance_type,
             instance_count=1,
@@ -157,41 +111,42 @@ def build(ctx: PipelineContext):
             compression_type="GZIP",
         ),
         hyperparameters={
-            # Read by the container's training toolkit (JSON-encoded, as the toolkit expects).
+            # Read by the image's training toolkit, JSON-encoded as it expects.
             "sagemaker_program": json.dumps("train.py"),
             "sagemaker_submit_directory": json.dumps(f"{CODE_CHANNEL_DIR}/sourcedir.tar.gz"),
+            # Passed to train.py as --C 1.0 --max_iter 1000.
             "C": 1.0,
             "max_iter": 1000,
         },
-    ).with_metric_definitions(_metric_definitions())
+    ).with_metric_definitions([MetricDefinition(name="validation:auc", regex=r"validation:auc=([0-9.]+)")])
     train = TrainingStep(
         name="Train",
-        description="Logistic regression on features.MODEL_INPUTS, label features.LABEL",
+        description="Logistic regression on features.MODEL_INPUTS; label features.LABEL",
         step_args=trainer.train(
             input_data_config=[
                 InputData(channel_name="train", data_source=split_uri["train"], content_type="text/csv"),
                 InputData(channel_name="validation", data_source=split_uri["validation"], content_type="text/csv"),
                 InputData(channel_name="code", data_source=ctx.source_archive("steps/model")),
-                InputData(channel_name="schema", data_source=features_uri),
+                InputData(channel_name="schema", data_source=ctx.asset("../features.py")),
             ]
         ),
     )
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
-    # 3. Evaluate: metrics on the held-out split into evaluation.json (a PropertyFile).
+    # 3. Evaluate: metrics on the held-out split into evaluation.json, read back as a PropertyFile.
     evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(
         name="Evaluate",
         description="AUC, accuracy, precision, recall and F1 on the test split",
         property_files=[evaluation_report],
-        step_args=processor("evaluate").run(
+        step_args=script_processor(ctx, processing_instance_type).run(
             code=ctx.asset("steps/evaluate.py"),
             inputs=[
-                _s3_input("model", model_data, "/opt/ml/processing/model"),
-                _s3_input("test", split_uri["test"], "/opt/ml/processing/test"),
-                _s3_input("schema", features_uri, PROCESSING_SCHEMA_DIR),
+                s3_input("model", model_data, "/opt/ml/processing/model"),
+                s3_input("test", split_uri["test"], "/opt/ml/processing/test"),
+                features_input(ctx),
             ],
-            outputs=[_s3_output("evaluation", "/opt/ml/processing/evaluation")],
+            outputs=[s3_output("evaluation", "/opt/ml/processing/evaluation")],
             arguments=[
                 "--model-dir", "/opt/ml/processing/model",
                 "--test-dir", "/opt/ml/processing/test",
@@ -199,22 +154,26 @@ def build(ctx: PipelineContext):
             ],
         ),
     )
-    auc = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=EVALUATION_JSON_PATH)
+    auc = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=AUC_JSON_PATH)
 
-    # 4a. Register the model version (PendingManualApproval by default) with its metrics.
+    # 4a. Register a model version (PendingManualApproval unless overridden) with its metrics.
     evaluation_uri = Join(
         on="/",
         values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"],
     )
+    instance_types = sorted({stage.inference.instance_type, "ml.m5.large", "ml.m5.xlarge"})
     register = ModelStep(
         name="RegisterModel",
+        description="New model version in the stage's model package group",
         step_args=ModelBuilder(
             s3_model_data_url=model_data,
-            image_uri=serving_image,
+            image_uri=sklearn_image(ctx.region, "inference"),
             role_arn=ctx.role_arn,
-            sagemaker_session=session,
+            sagemaker_session=ctx.session,
             instance_type=stage.inference.instance_type,
+            dependencies={"auto": False},  # the default {"auto": True} only triggers a deprecation warning
             env_vars={
+                # The serving code is inside model.tar.gz (code/inference.py): no download needed.
                 "SAGEMAKER_PROGRAM": "inference.py",
                 "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                 "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
@@ -225,8 +184,8 @@ def build(ctx: PipelineContext):
             approval_status=approval_status,
             content_types=["text/csv", "application/json"],
             response_types=["application/json"],
-            inference_instances=sorted({stage.inference.instance_type, "ml.m5.large", "ml.m5.xlarge"}),
-            transform_instances=sorted({stage.inference.instance_type, "ml.m5.large", "ml.m5.xlarge"}),
+            inference_instances=instance_types,
+            transform_instances=instance_types,
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
             ),
@@ -239,13 +198,14 @@ def build(ctx: PipelineContext):
     fail = FailStep(
         name="AucBelowThreshold",
         error_message=Join(
-            on=" ",
-            values=["Model AUC", auc, "is below the threshold", auc_threshold, "; the model was not registered."],
+            on="",
+            values=["Model AUC ", auc, " is below the threshold ", auc_threshold, "; the model was not registered."],
         ),
     )
 
     check = ConditionStep(
         name="CheckAuc",
+        description="Register the model only if its test AUC reaches the AucThreshold parameter",
         conditions=[ConditionGreaterThanOrEqualTo(left=auc, right=auc_threshold)],
         if_steps=[register],
         else_steps=[fail],
@@ -255,11 +215,5 @@ def build(ctx: PipelineContext):
         name=ctx.pipeline_name,
         parameters=[processing_instance_type, training_instance_type, input_data, approval_status, auc_threshold],
         steps=[preprocess, train, evaluate, check],
-        sagemaker_session=session,
+        sagemaker_session=ctx.session,
     )
-
-
-def _metric_definitions():
-    from sagemaker.core.shapes import MetricDefinition
-
-    return [MetricDefinition(name="validation:auc", regex=r"validation:auc=([0-9.]+)")]

@@ -143,6 +143,33 @@ def _load_module(root: Path, name: str) -> Any:
     return module
 
 
+_FAST_VALIDATION = False
+
+
+def fast_sdk_config_validation() -> None:
+    """Make the SDK's per-lookup config validation cheap (same checks, validator built once).
+
+    The SDK validates its session config against its JSON schema on every config lookup, and
+    jsonschema.validate() re-checks the (large) schema itself on each call: ~0.15 s a lookup,
+    ~50 lookups a pipeline build. A validator built once performs the same instance checks in
+    microseconds; render time for four pipeline builds drops from ~40 s to a few seconds.
+    """
+    global _FAST_VALIDATION
+    if _FAST_VALIDATION:
+        return
+    import jsonschema
+    from sagemaker.core.config.config_manager import SageMakerConfig
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA as schema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+
+    def validate_sagemaker_config(sagemaker_config=None):
+        validator.validate(sagemaker_config)
+
+    SageMakerConfig.validate_sagemaker_config = staticmethod(validate_sagemaker_config)
+    _FAST_VALIDATION = True
+
+
 def make_session(stage: StageConfig) -> Any:
     """A PipelineSession on the current (offline) boto session, with the stage bucket as default."""
     import logging
@@ -158,6 +185,7 @@ def make_session(stage: StageConfig) -> Any:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    fast_sdk_config_validation()
 
     boto_session = boto3.Session(region_name=stage.region)
     # An explicit SDK config: no defaults from ~/.config/sagemaker leak into the release, and no

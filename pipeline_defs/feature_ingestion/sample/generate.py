@@ -17,13 +17,13 @@ import io
 import math
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SEED = 20240601
 CUSTOMERS = 400
 REPEATED = 30  # customers that also have an older observation
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 OUT = Path(__file__).resolve().with_name("customers.csv")
 COLUMNS = (
     "customer_id",

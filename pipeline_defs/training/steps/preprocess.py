@@ -69,11 +69,23 @@ def latest_per_customer(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_model_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Label then model inputs, numeric; customers whose latest record lacks a value are left out."""
     columns = [features.LABEL, *features.MODEL_INPUTS]
-    table = frame.dropna(subset=[features.LABEL])[columns].copy()
+    table = frame[[features.RECORD_IDENTIFIER, *columns]].copy()
     for name in columns:
-        table[name] = pd.to_numeric(table[name], errors="coerce")
-    table = table.dropna()
+        numbers = pd.to_numeric(table[name], errors="coerce")
+        bad = numbers.isna() & table[name].notna()
+        if bad.any():
+            first = table[bad].iloc[0]
+            raise SystemExit(
+                f"column '{name}': {int(bad.sum())} non-numeric value(s), e.g. {first[name]!r}"
+                f" for customer {first[features.RECORD_IDENTIFIER]!r}"
+            )
+        table[name] = numbers
+    incomplete = table[columns].isna().any(axis=1)
+    if incomplete.any():
+        print(f"leaving out {int(incomplete.sum())} customer(s) whose latest record lacks the label or an input")
+    table = table[~incomplete][columns]
     table[features.LABEL] = table[features.LABEL].astype("int64")
     if table[features.LABEL].nunique() < 2:
         raise SystemExit(f"label '{features.LABEL}' has a single class; cannot train a classifier")
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         target.mkdir(parents=True, exist_ok=True)
         parts[name].to_csv(target / f"{name}.csv", index=False)
     sizes = ", ".join(f"{name}={len(parts[name])}" for name in SPLITS)
-    print(f"read {len(raw)} rows, {len(latest)} customers, {len(table)} labelled; wrote {sizes}")
+    print(f"read {len(raw)} rows, {len(latest)} customers, {len(table)} usable; wrote {sizes}")
     return 0
 
 

@@ -1,0 +1,86 @@
+"""Build-time helpers shared by the pipeline definitions (pipeline_defs/<name>/pipeline.py).
+
+These run only while a definition is built (they import the SageMaker SDK lazily); nothing
+here is shipped to a job. Step code reaches a job only as a release asset: ctx.asset() for one
+file, ctx.source_archive() for a directory, and pipeline_defs/features.py is shipped to every
+step that needs it as its own input (features_input), never copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# One scikit-learn image for every job: the version the step code is tested with locally.
+SKLEARN_VERSION = "1.9-0"
+# Where features.py lands in a processing container; the step scripts look there (FEATURES_DIR).
+PROCESSING_SCHEMA_DIR = "/opt/ml/processing/input/schema"
+# Under the artifact bucket: the ingestion pipeline exports what it ingested here (one folder per
+# execution) and the training pipeline reads the whole prefix by default.
+CUSTOMER_EXPORTS = ("datasets", "customers")
+
+
+def sklearn_image(region: str, scope: str = "training") -> str:
+    """The SageMaker scikit-learn image for region ('training' also serves processing)."""
+    from sagemaker.core import image_uris
+
+    return image_uris.retrieve("sklearn", region, version=SKLEARN_VERSION, py_version="py3", image_scope=scope)
+
+
+def s3_input(name: str, uri: Any, local_path: str):
+    """A File-mode S3Prefix ProcessingInput (uri may be a pipeline variable)."""
+    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
+
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"),
+    )
+
+
+def s3_output(name: str, local_path: str):
+    """A ProcessingOutput whose S3 URI the SDK derives per execution, deterministically:
+    s3://<artifact bucket>/<pipeline>/<execution id>/<step>/output/<name>."""
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(s3_uri=local_path, local_path=local_path, s3_upload_mode="EndOfJob"),
+    )
+
+
+def features_input(ctx) -> Any:
+    """pipeline_defs/features.py as a processing input at PROCESSING_SCHEMA_DIR."""
+    return s3_input("schema", ctx.asset("../features.py"), PROCESSING_SCHEMA_DIR)
+
+
+def script_processor(
+    ctx,
+    instance_type: Any,
+    *,
+    env: dict[str, str] | None = None,
+    network_isolation: bool = True,
+    max_runtime_in_seconds: int = 3600,
+):
+    """A ScriptProcessor on the scikit-learn image, KMS-encrypted volume and outputs.
+
+    ScriptProcessor.run(code=<S3 URI>) ships the script as the job's `code` input without any
+    upload; FrameworkProcessor would upload a generated runproc.sh while building.
+    """
+    from sagemaker.core.network import NetworkConfig
+    from sagemaker.core.processing import ScriptProcessor
+
+    return ScriptProcessor(
+        role=ctx.role_arn,
+        image_uri=sklearn_image(ctx.region),
+        command=["python3"],
+        instance_count=1,
+        instance_type=instance_type,
+        volume_size_in_gb=30,
+        volume_kms_key=ctx.kms_key,
+        output_kms_key=ctx.kms_key,
+        max_runtime_in_seconds=max_runtime_in_seconds,
+        sagemaker_session=ctx.session,
+        env={"FEATURES_DIR": PROCESSING_SCHEMA_DIR, **(env or {})},
+        network_config=NetworkConfig(
+            enable_network_isolation=network_isolation, encrypt_inter_container_traffic=True
+        ),
+    )

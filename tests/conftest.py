@@ -1,0 +1,146 @@
+"""Shared fixtures: the repository, its stages, and offline builds of its SageMaker pipelines.
+
+The SageMaker SDK takes seconds to import, so it is imported once per session (sagemaker_sdk)
+and pipeline builds are cached per (pipeline, stage) (built_pipeline); build_pipeline_def
+builds afresh, for determinism checks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from gitops.assets import AssetRegistry
+from gitops.config import StageConfig, load_stages
+from gitops.pipelines import build_pipeline, fast_sdk_config_validation, offline_sagemaker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def stages(repo_root: Path) -> dict[str, StageConfig]:
+    return load_stages(repo_root)
+
+
+@pytest.fixture(scope="session")
+def sagemaker_sdk(stages: dict[str, StageConfig]) -> Iterator[ModuleType]:
+    """The SageMaker SDK, imported once per session inside the offline environment."""
+    region = next(iter(stages.values())).region
+    with offline_sagemaker(region):
+        import sagemaker.mlops.workflow
+
+        fast_sdk_config_validation()
+    yield sagemaker.mlops.workflow
+
+
+@dataclass(frozen=True)
+class BuiltPipeline:
+    name: str
+    stage: StageConfig
+    definition: dict
+    registry: AssetRegistry
+
+
+@pytest.fixture(scope="session")
+def build_pipeline_def(repo_root, stages, sagemaker_sdk) -> Callable[[str, str], BuiltPipeline]:
+    """build(name, stage): a fresh offline build of pipeline_defs/<name> for a stage."""
+
+    def build(name: str, stage: str) -> BuiltPipeline:
+        config = stages[stage]
+        registry = AssetRegistry()
+        with offline_sagemaker(config.region):
+            definition = build_pipeline(repo_root, config, name, registry)
+        return BuiltPipeline(name, config, definition, registry)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(build_pipeline_def) -> Callable[[str, str], BuiltPipeline]:
+    """get(name, stage): the build of pipeline_defs/<name> for a stage, built once per session."""
+    cache: dict[tuple[str, str], BuiltPipeline] = {}
+
+    def get(name: str, stage: str) -> BuiltPipeline:
+        if (name, stage) not in cache:
+            cache[name, stage] = build_pipeline_def(name, stage)
+        return cache[name, stage]
+
+    return get
+
+
+_REQUEST_OPERATIONS = {
+    # step type -> (SageMaker API the step calls, members the pipeline service fills in)
+    "Processing": ("CreateProcessingJob", {"ProcessingJobName": "job"}),
+    "Training": ("CreateTrainingJob", {"TrainingJobName": "job"}),
+    "Transform": ("CreateTransformJob", {"TransformJobName": "job"}),
+    "RegisterModel": ("CreateModelPackage", {}),
+    "Model": ("CreateModel", {"ModelName": "model"}),
+}
+_EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
+
+
+def _with_placeholders(node):
+    """Pipeline expressions ({"Get": ...}, {"Std:Join": ...}) replaced by a string placeholder."""
+    if isinstance(node, dict):
+        if len(node) == 1 and next(iter(node)) in _EXPRESSIONS:
+            return "pipeline-expression"
+        return {key: _with_placeholders(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_placeholders(item) for item in node]
+    return node
+
+
+@pytest.fixture(scope="session")
+def sagemaker_request_errors() -> Callable[[dict], str]:
+    """errors(step): botocore's validation report of a step's Arguments against the API it calls.
+
+    moto and the SDK accept shapes AWS rejects; botocore's service model does not. Pipeline
+    expressions become string placeholders. Returns "" when the request is valid.
+    """
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+
+    def errors(step: dict) -> str:
+        operation, filled_in = _REQUEST_OPERATIONS[step["Type"]]
+        params = {**_with_placeholders(step["Arguments"]), **filled_in}
+        report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+        return report.generate_report() if report.has_errors() else ""
+
+    return errors
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a step script by path (step code is not a package) under a unique module name."""
+    name = "_step_" + "_".join(path.with_suffix("").parts[-3:])
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def step_script(repo_root) -> Callable[[str], ModuleType]:
+    """script(relpath): a step script under pipeline_defs/ imported as a module (cached)."""
+    cache: dict[str, ModuleType] = {}
+
+    def script(relpath: str) -> ModuleType:
+        if relpath not in cache:
+            cache[relpath] = load_script(repo_root / "pipeline_defs" / relpath)
+        return cache[relpath]
+
+    return script
