@@ -1,0 +1,179 @@
+"""Inference stack: the realtime endpoint of the latest approved model package, autoscaled and alarmed.
+
+Deploy passes the package ARN as the ModelPackageArn parameter; while it is empty (no approved
+model yet) the stack holds only the alarm topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnCondition, CfnParameter, CfnResource, Fn, Stack
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from gitops.config import StageConfig
+from infra import names
+from infra.components import parameters
+from infra.components.topics import encrypted_topic
+
+VARIANT = "AllTraffic"
+DATA_CAPTURE_PREFIX = "data-capture"
+
+
+class InferenceStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        key = parameters.stage_key(self, cfg)
+        package = CfnParameter(
+            self,
+            "ModelPackageArn",
+            type="String",
+            default="",
+            description="ARN of the approved model package to serve; empty means no endpoint",
+        )
+        has_model = CfnCondition(
+            self, "HasModelPackage", expression=Fn.condition_not(Fn.condition_equals(package.value_as_string, ""))
+        )
+        topic = encrypted_topic(
+            self,
+            "AlarmTopic",
+            name=names.alarm_topic_name(cfg),
+            display_name=f"{cfg.prefix} endpoint alarms",
+            key=key,
+            email=None,  # approvers are not on call; operators subscribe their own channel
+        )
+
+        serving = Construct(self, "Serving")
+        model = sagemaker.CfnModel(
+            serving,
+            "Model",
+            execution_role_arn=cfg.sagemaker_execution_role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                model_package_name=package.value_as_string
+            ),
+            enable_network_isolation=True,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=parameters.read_list(self, cfg, names.ISOLATED_SUBNET_IDS),
+                security_group_ids=[parameters.read(self, cfg, names.SAGEMAKER_SECURITY_GROUP_ID)],
+            ),
+        )
+        endpoint_config = sagemaker.CfnEndpointConfig(
+            serving,
+            "EndpointConfig",
+            kms_key_id=key.key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=model.attr_model_name,
+                    instance_type=cfg.inference.instance_type,
+                    initial_instance_count=cfg.inference.initial_instance_count,
+                    initial_variant_weight=1,
+                )
+            ],
+            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=True,
+                initial_sampling_percentage=100,
+                destination_s3_uri=f"s3://{cfg.artifact_bucket_name}/{DATA_CAPTURE_PREFIX}/{cfg.endpoint_name}",
+                kms_key_id=key.key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+            ),
+        )
+        endpoint = sagemaker.CfnEndpoint(
+            serving,
+            "Endpoint",
+            endpoint_name=cfg.endpoint_name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
+        )
+        _autoscaling(serving, cfg, endpoint)
+        _alarms(serving, cfg, topic.topic_arn, endpoint)
+
+        for child in serving.node.find_all():
+            if CfnResource.is_cfn_resource(child):
+                child.cfn_options.condition = has_model
+
+
+def _autoscaling(scope: Construct, cfg: StageConfig, endpoint: sagemaker.CfnEndpoint) -> None:
+    target = autoscaling.CfnScalableTarget(
+        scope,
+        "ScalableTarget",
+        service_namespace="sagemaker",
+        resource_id=f"endpoint/{cfg.endpoint_name}/variant/{VARIANT}",
+        scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+        min_capacity=cfg.inference.min_capacity,
+        max_capacity=cfg.inference.max_capacity,
+    )
+    target.add_resource_dependency(endpoint)
+    autoscaling.CfnScalingPolicy(
+        scope,
+        "InvocationsScaling",
+        policy_name=f"{cfg.endpoint_name}-invocations-per-instance",
+        policy_type="TargetTrackingScaling",
+        scaling_target_id=target.ref,
+        target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+            target_value=cfg.inference.target_invocations_per_instance,
+            predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+            ),
+            scale_in_cooldown=300,
+            scale_out_cooldown=60,
+        ),
+    )
+
+
+def _alarms(scope: Construct, cfg: StageConfig, topic_arn: str, endpoint: sagemaker.CfnEndpoint) -> None:
+    dimensions = [
+        cloudwatch.CfnAlarm.DimensionProperty(name="EndpointName", value=cfg.endpoint_name),
+        cloudwatch.CfnAlarm.DimensionProperty(name="VariantName", value=VARIANT),
+    ]
+    alarms = {
+        "5xx-errors": dict(
+            metric_name="Invocation5XXErrors",
+            statistic="Sum",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            period=300,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            description="The model container returned 5XX errors",
+        ),
+        "4xx-errors": dict(
+            metric_name="Invocation4XXErrors",
+            statistic="Sum",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=10,
+            period=300,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            description="Many requests were rejected with 4XX errors",
+        ),
+        # ModelLatency is reported in microseconds.
+        "model-latency": dict(
+            metric_name="ModelLatency",
+            statistic="Average",
+            comparison_operator="GreaterThanThreshold",
+            threshold=cfg.inference.latency_alarm_ms * 1000,
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            description=f"Average model latency above {cfg.inference.latency_alarm_ms} ms",
+        ),
+    }
+    for suffix, spec in alarms.items():
+        description = spec.pop("description")
+        alarm = cloudwatch.CfnAlarm(
+            scope,
+            "Alarm" + "".join(part.capitalize() for part in suffix.split("-")),
+            alarm_name=names.alarm_name(cfg, suffix),
+            alarm_description=f"{cfg.endpoint_name}: {description}",
+            namespace="AWS/SageMaker",
+            dimensions=dimensions,
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            **spec,
+        )
+        alarm.add_resource_dependency(endpoint)

@@ -1,0 +1,190 @@
+"""MLOps stack: artifact bucket, model registry, feature group, env repository, builds and release pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from gitops.config import StageConfig
+from infra import names
+from infra.components import buckets, parameters, pipeline_actions
+from infra.components.build_projects import verb_project
+from infra.components.buildspecs import load_buildspec
+from infra.components.topics import encrypted_topic
+from pipeline_defs.features import EVENT_TIME, FEATURES, RECORD_IDENTIFIER
+
+FEATURE_STORE_PREFIX = "feature-store"
+
+
+def seed_directory(cfg: StageConfig) -> str:
+    """The env repository's initial content: seed_repo/ where the stage promotes onward, else prod_repo/."""
+    return "seed_repo" if cfg.promote_to else "prod_repo"
+
+
+class MLOpsStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, cfg: StageConfig, target: StageConfig | None, root: Path, **kwargs
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        key = parameters.stage_key(self, cfg)
+        removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
+
+        access_logs = buckets.access_logs_bucket(
+            self,
+            "AccessLogsBucket",
+            name=names.access_logs_bucket_name(cfg),
+            retain=cfg.retain_data,
+            expire_days=cfg.log_retention_days,
+        )
+        self.artifacts = buckets.artifact_bucket(
+            self,
+            "ArtifactBucket",
+            name=cfg.artifact_bucket_name,
+            key=key,
+            access_logs=access_logs,
+            retain=cfg.retain_data,
+        )
+
+        model_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=cfg.model_package_group_name,
+            model_package_group_description=f"Models trained and evaluated in {cfg.stage}",
+        )
+        model_group.apply_removal_policy(removal)
+        _feature_group(self, cfg, key, self.artifacts)
+
+        repository = codecommit.Repository(
+            self,
+            "EnvRepository",
+            repository_name=cfg.env_repository_name,
+            description=f"Environment repository of {cfg.stage}: release/ is what runs; history is deploy history",
+            code=codecommit.Code.from_directory(str(root / seed_directory(cfg)), pipeline_actions.BRANCH),
+            kms_key=key,
+        )
+        repository.apply_removal_policy(removal)
+
+        self.pipeline = _release_pipeline(self, cfg, target, root, key, self.artifacts, repository)
+
+
+def _feature_group(scope: Construct, cfg: StageConfig, key: kms.IKey, bucket: s3.IBucket) -> None:
+    """The customer feature group, its schema taken from pipeline_defs.features (declared once)."""
+    group = sagemaker.CfnFeatureGroup(
+        scope,
+        "FeatureGroup",
+        feature_group_name=cfg.feature_group_name,
+        description="Customer churn features (schema: pipeline_defs/features.py)",
+        record_identifier_feature_name=RECORD_IDENTIFIER,
+        event_time_feature_name=EVENT_TIME,
+        feature_definitions=[
+            sagemaker.CfnFeatureGroup.FeatureDefinitionProperty(feature_name=f.name, feature_type=f.feature_type)
+            for f in FEATURES
+        ],
+        online_store_config={"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": key.key_arn}},
+        offline_store_config={
+            "S3StorageConfig": {
+                "S3Uri": f"s3://{cfg.artifact_bucket_name}/{FEATURE_STORE_PREFIX}",
+                "KmsKeyId": key.key_arn,
+            },
+            "DisableGlueTableCreation": False,
+        },
+        role_arn=cfg.sagemaker_execution_role_arn,
+    )
+    group.node.add_dependency(bucket)
+    group.apply_removal_policy(RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY)
+
+
+def _release_pipeline(
+    scope: Construct,
+    cfg: StageConfig,
+    target: StageConfig | None,
+    root: Path,
+    key: kms.IKey,
+    artifacts: s3.IBucket,
+    repository: codecommit.IRepository,
+) -> codepipeline.Pipeline:
+    """Source -> Deploy -> Verify, and where the stage promotes: -> Approve -> Promote."""
+
+    def project(verb: str, environment: dict[str, str], description: str):
+        return verb_project(
+            scope,
+            f"{verb.capitalize()}Project",
+            cfg=cfg,
+            verb=verb,
+            build_spec=load_buildspec(root, verb),
+            key=key,
+            cache_bucket=artifacts,
+            environment={"STAGE": cfg.stage, "PIPELINE_NAME": names.release_pipeline_name(cfg), **environment},
+            description=description,
+        )
+
+    source = codepipeline.Artifact("EnvRepository")
+    stages = [
+        codepipeline.StageProps(
+            stage_name="Source", actions=[pipeline_actions.env_repository_source(repository, source)]
+        ),
+        codepipeline.StageProps(
+            stage_name="Deploy",
+            actions=[
+                pipeline_actions.verb_build(
+                    "Deploy", project(names.DEPLOY, {}, f"gitops deploy --stage {cfg.stage}"), source
+                )
+            ],
+        ),
+        codepipeline.StageProps(
+            stage_name="Verify",
+            actions=[
+                pipeline_actions.verb_build(
+                    "Verify", project(names.VERIFY, {}, f"gitops verify --stage {cfg.stage}"), source
+                )
+            ],
+        ),
+    ]
+    if target is not None:
+        topic = encrypted_topic(
+            scope,
+            "ApprovalTopic",
+            name=names.approval_topic_name(cfg),
+            display_name=f"{cfg.prefix} release approvals",
+            key=key,
+            email=cfg.approval_email,
+        )
+        promote = project(
+            names.PROMOTE,
+            {
+                "TARGET_STAGE": target.stage,
+                "TARGET_ACCOUNT": target.account,
+                "TARGET_REGION": target.region,
+                "TARGET_REPOSITORY": target.env_repository_name,
+                "TARGET_ROLE_ARN": names.role_arn(target.account, names.promotion_role_name(target)),
+            },
+            f"gitops promote --from {cfg.stage} --to {target.stage}",
+        )
+        stages += [
+            codepipeline.StageProps(stage_name="Approve", actions=[pipeline_actions.release_approval(cfg, topic)]),
+            codepipeline.StageProps(
+                stage_name="Promote", actions=[pipeline_actions.verb_build("Promote", promote, source)]
+            ),
+        ]
+    return codepipeline.Pipeline(
+        scope,
+        "ReleasePipeline",
+        pipeline_name=names.release_pipeline_name(cfg),
+        pipeline_type=codepipeline.PipelineType.V2,
+        # One release at a time, in order: a release waiting for approval is the one deployed in dev.
+        execution_mode=codepipeline.ExecutionMode.QUEUED,
+        role=iam.Role.from_role_name(scope, "PipelineRole", names.pipeline_role_name(cfg), mutable=False),
+        use_pipeline_role_for_actions=True,
+        artifact_bucket=artifacts,
+        cross_account_keys=False,
+        restart_execution_on_update=False,
+        stages=stages,
+    )
