@@ -35,7 +35,7 @@ def build_project_name(cfg: StageConfig, verb: str) -> str:
 
 
 def build_role_name(cfg: StageConfig, verb: str) -> str:
-    return f"{cfg.prefix}-{verb}-build"
+    return cfg.build_role_name(verb)
 
 
 def build_log_group_name(cfg: StageConfig, verb: str) -> str:
@@ -43,8 +43,7 @@ def build_log_group_name(cfg: StageConfig, verb: str) -> str:
 
 
 def release_pipeline_name(cfg: StageConfig) -> str:
-    """The env repository's CodePipeline: Source -> Deploy -> Verify [-> Approve -> Promote]."""
-    return f"{cfg.prefix}-release"
+    return cfg.release_pipeline_name
 
 
 def pipeline_role_name(cfg: StageConfig) -> str:
@@ -52,13 +51,11 @@ def pipeline_role_name(cfg: StageConfig) -> str:
 
 
 def deploy_role_name(cfg: StageConfig) -> str:
-    """CloudFormation's execution role for the stage's stacks (change sets pass it)."""
-    return f"{cfg.prefix}-cfn-exec"
+    return cfg.cfn_execution_role_name
 
 
 def promotion_role_name(cfg: StageConfig) -> str:
-    """In a promotion target's account: the role a source stage's promote build assumes to push."""
-    return f"{cfg.prefix}-promotion"
+    return cfg.promotion_role_name
 
 
 def access_logs_bucket_name(cfg: StageConfig) -> str:

@@ -88,3 +88,12 @@ def test_derived_names_are_stage_scoped():
     assert dev.artifact_bucket_name == f"mlops-dev-artifacts-{dev.account}-{dev.region}"
     assert len(dev.artifact_bucket_name) <= 63
     assert dev.pipeline_name("feature_ingestion") == "mlops-dev-feature-ingestion"
+
+
+def test_names_that_would_break_s3_limits_are_refused(config_dir: Path):
+    path = _write(
+        config_dir, "develop.yaml",
+        "stage: develop\naccount: '111111111111'\nregion: ap-southeast-3\nproject: a-very-long-project-n\n",
+    )
+    with pytest.raises(ConfigError, match="exceeds S3's 63 characters"):
+        load_stage_config(path)

@@ -74,6 +74,15 @@ class StageConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     inference: InferenceConfig = InferenceConfig()
 
+    @model_validator(mode="after")
+    def _bucket_name_fits(self) -> StageConfig:
+        # S3 bucket names are at most 63 characters; the artifact bucket's is the longest derived name.
+        if len(self.artifact_bucket_name) > 63:
+            raise ValueError(
+                f"project + stage too long: bucket name {self.artifact_bucket_name!r} exceeds S3's 63 characters"
+            )
+        return self
+
     @field_validator("approval_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
@@ -114,6 +123,20 @@ class StageConfig(_Strict):
     def release_pipeline_name(self) -> str:
         """The env repository's CodePipeline: Source -> Deploy -> Verify [-> Approve -> Promote]."""
         return f"{self.prefix}-release"
+
+    @property
+    def cfn_execution_role_name(self) -> str:
+        """CloudFormation's execution role for the stage's stacks (change sets pass it)."""
+        return f"{self.prefix}-cfn-exec"
+
+    @property
+    def promotion_role_name(self) -> str:
+        """In a promotion target's account: the role a source stage's promote build assumes to push."""
+        return f"{self.prefix}-promotion"
+
+    def build_role_name(self, verb: str) -> str:
+        """The CodeBuild service role of the stage's `verb` project (deploy, verify, promote)."""
+        return f"{self.prefix}-{verb}-build"
 
     @property
     def endpoint_name(self) -> str:

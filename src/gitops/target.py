@@ -47,7 +47,8 @@ class Target:
         )
         sts = base.client("sts", endpoint_url=self.endpoint_url)
         creds = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{stage.account}:role/{stage.prefix}-deploy",
+            # The stage's deploy build role: what a CodeBuild deploy action runs as in that account.
+            RoleArn=f"arn:aws:iam::{stage.account}:role/{stage.build_role_name('deploy')}",
             RoleSessionName="gitops-embedded",
         )["Credentials"]
         return boto3.Session(
