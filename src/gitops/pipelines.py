@@ -181,9 +181,11 @@ def make_session(stage: StageConfig) -> Any:
     # The SDK narrates at INFO (credentials found, config files, "No Job being started");
     # render has its own progress output, so only the SDK's warnings and errors get through.
     # Set after the import: the SDK configures its loggers when it is imported.
-    for name in ("sagemaker", "sagemaker.config", "botocore.credentials"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
+    # The SDK gives its modules loggers of their own, so the parent's level is not enough.
+    for name in list(logging.root.manager.loggerDict):
+        if name == "sagemaker" or name.startswith("sagemaker."):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     fast_sdk_config_validation()
 

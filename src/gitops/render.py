@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -241,14 +242,20 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
 
     all_configs = "".join(c.model_dump_json() for c in stages.values())
     engine = part("engine-wheel", ENGINE_INPUTS, lambda: _render_engine_wheel(root))
-    infra = part("infra", INFRA_INPUTS, lambda: _render_infra(root, stages), all_configs)
-    pipeline_parts = {
-        name: part(
-            f"pipelines-{name}", PIPELINE_INPUTS, lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
-            cfg.model_dump_json(),
-        )
-        for name, cfg in stages.items()
-    }
+    # CDK synthesis runs mostly in its node process (jsii), pipeline builds in Python: overlapping
+    # them uses both cores. Neither touches the other's state (CDK makes no AWS calls).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitops-synth") as pool:
+        infra_future = pool.submit(part, "infra", INFRA_INPUTS, lambda: _render_infra(root, stages), all_configs)
+        try:
+            pipeline_parts = {
+                name: part(
+                    f"pipelines-{name}", PIPELINE_INPUTS, lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
+                    cfg.model_dump_json(),
+                )
+                for name, cfg in stages.items()
+            }
+        finally:
+            infra = infra_future.result()
 
     files: dict[str, bytes] = {}
     for piece in [engine, infra, *pipeline_parts.values()]:
