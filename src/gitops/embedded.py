@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,21 +46,28 @@ def _alive(pid: int) -> bool:
 
 
 def _responds(url: str) -> bool:
+    """Any HTTP answer means the server is up (its state dump can answer 500 once it holds a Lambda)."""
     try:
-        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=1) as resp:  # noqa: S310 (loopback)
-            return resp.status == 200
+        with urllib.request.urlopen(url + "/moto-api/", timeout=2) as resp:  # noqa: S310 (loopback)
+            return resp.status < 600
+    except urllib.error.HTTPError:
+        return True
     except OSError:
         return False
 
 
-def read_server(local_dir: Path) -> ServerInfo | None:
-    """The running server recorded in local_dir, or None if there is none (or it died)."""
+def _recorded(local_dir: Path) -> ServerInfo | None:
     try:
         data = json.loads((local_dir / SERVER_FILE).read_text())
-        info = ServerInfo(int(data["pid"]), int(data["port"]))
+        return ServerInfo(int(data["pid"]), int(data["port"]))
     except (OSError, ValueError, KeyError):
         return None
-    return info if _alive(info.pid) and _responds(info.endpoint_url) else None
+
+
+def read_server(local_dir: Path) -> ServerInfo | None:
+    """The running server recorded in local_dir, or None if there is none (or it died)."""
+    info = _recorded(local_dir)
+    return info if info and _alive(info.pid) and _responds(info.endpoint_url) else None
 
 
 def _free_port() -> int:
@@ -95,18 +103,29 @@ def start_server(local_dir: Path, timeout: float = 30.0) -> ServerInfo:
 
 
 def stop_server(local_dir: Path) -> bool:
-    """Stop the recorded server; True if one was running."""
-    info = read_server(local_dir)
+    """Stop the recorded server whether or not it still answers; True if one was running."""
+    info = _recorded(local_dir)
     (local_dir / SERVER_FILE).unlink(missing_ok=True)
-    if info is None:
+    if info is None or not _alive(info.pid):
         return False
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _alive(info.pid) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if _reap(info.pid) or not _alive(info.pid):
+            return True
         time.sleep(0.05)
-    if _alive(info.pid):
-        os.kill(info.pid, signal.SIGKILL)
+    os.kill(info.pid, signal.SIGKILL)
+    _reap(info.pid)
     return True
+
+
+def _reap(pid: int) -> bool:
+    """Collect our own exited child (else it lingers as a zombie that still 'exists')."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: its parent reaps it
+        return False
+    return done == pid
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,0 +1,254 @@
+"""`gitops verify`: prove what runs in a stage's account is exactly what the release says.
+
+Checks every stack (status, deployed template), every SageMaker pipeline (definition hash), the
+step code in the artifact bucket, the model package group, and the endpoint when a model is
+deployed. The report names each difference; VerifyReport.raise_for_failure() makes it one error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops.deploy import (
+    MODEL_PACKAGE_PARAMETER,
+    SHA256_METADATA,
+    StackPlan,
+    StageClients,
+    StagePlan,
+    aws_error_text,
+    aws_errors,
+    check_account,
+    definition_sha256,
+    describe_pipeline,
+    plan_stage,
+    stack_status,
+)
+from gitops.errors import GitopsError
+from gitops.target import Target
+
+Progress = Callable[[str], None]
+_OK_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
+class VerificationFailed(GitopsError):
+    """What is deployed in a stage differs from the release."""
+
+    hint = "re-run `gitops deploy --stage <stage>` to converge, or find who changed the named resource out of band"
+
+
+@dataclass
+class Check:
+    kind: str  # stack | template | pipeline | asset | model-package-group | endpoint
+    name: str
+    ok: bool
+    detail: str
+    skipped: bool = False
+
+
+@dataclass
+class VerifyReport:
+    release_id: str
+    stage: str
+    account: str
+    region: str
+    target: str
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{c.kind} {c.name}: {c.detail}" for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok, "problems": self.problems}
+
+    def raise_for_failure(self) -> None:
+        if not self.ok:
+            problems = self.problems
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise VerificationFailed(f"stage '{self.stage}' does not match release {self.release_id[:12]}: {shown}")
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "none")[:12]
+
+
+class _StageVerify:
+    def __init__(self, plan: StagePlan, target: Target, say: Progress) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.target = target
+        self.say = say
+        self.aws = StageClients(target, plan.config)
+        self.report = VerifyReport(
+            plan.manifest.release_id, self.config.stage, self.config.account, self.config.region, target.kind
+        )
+        self.live_stacks: dict[str, dict] = {}
+
+    def add(self, kind: str, name: str, ok: bool, detail: str, skipped: bool = False) -> None:
+        self.report.checks.append(Check(kind, name, ok, detail, skipped))
+        self.say(f"{'ok  ' if ok else 'DIFF'} {kind} {name}: {detail}")
+
+    def stacks(self) -> None:
+        cfn = self.aws.cfn
+        for stack in self.plan.stacks:
+            live = stack_status(cfn, stack.stack_name)
+            if live is None:
+                self.add("stack", stack.stack_name, False, "does not exist")
+                continue
+            self.live_stacks[stack.name] = live
+            status = live["StackStatus"]
+            self.add("stack", stack.stack_name, status in _OK_STACK_STATES, status)
+            self.template(stack)
+
+    def template(self, stack: StackPlan) -> None:
+        body = self.aws.cfn.get_template(StackName=stack.stack_name)["TemplateBody"]
+        expected = stack.deployed
+        what = "the release's template" if stack.projection is None else "the release's embedded projection"
+        if not isinstance(body, dict):
+            self.add("template", stack.stack_name, False, f"deployed template is not JSON; expected {what}")
+            return
+        if body == expected:
+            self.add("template", stack.stack_name, True, f"equals {what}")
+            return
+        deployed_res, expected_res = body.get("Resources", {}), expected.get("Resources", {})
+        differs = sorted(
+            set(deployed_res) ^ set(expected_res)
+            | {lid for lid in set(deployed_res) & set(expected_res) if deployed_res[lid] != expected_res[lid]}
+        )
+        sections = sorted(k for k in set(body) | set(expected) if k != "Resources" and body.get(k) != expected.get(k))
+        parts = []
+        if differs:
+            parts.append(f"resources {', '.join(differs[:5])}{' …' if len(differs) > 5 else ''}")
+        if sections:
+            parts.append(f"sections {', '.join(sections)}")
+        self.add("template", stack.stack_name, False, f"deployed template differs from {what} ({'; '.join(parts)})")
+
+    def pipelines(self) -> None:
+        sm = self.aws.sagemaker
+        for pipeline in self.plan.pipelines:
+            live = describe_pipeline(sm, pipeline.pipeline_name)
+            if live is None:
+                self.add("pipeline", pipeline.pipeline_name, False, "does not exist")
+                continue
+            digest = definition_sha256(live.get("PipelineDefinition"))
+            if digest != pipeline.sha256:
+                self.add(
+                    "pipeline",
+                    pipeline.pipeline_name,
+                    False,
+                    f"definition sha256 {_short(digest)} != release {_short(pipeline.sha256)}",
+                )
+            elif live.get("RoleArn") != self.config.sagemaker_execution_role_arn:
+                self.add(
+                    "pipeline",
+                    pipeline.pipeline_name,
+                    False,
+                    f"role {live.get('RoleArn')} != {self.config.sagemaker_execution_role_arn}",
+                )
+            else:
+                self.add("pipeline", pipeline.pipeline_name, True, f"definition sha256 {_short(digest)}")
+
+    def assets(self) -> None:
+        from botocore.exceptions import ClientError
+
+        bucket = self.config.artifact_bucket_name
+        for path in sorted({p for pipeline in self.plan.pipelines for p in pipeline.assets}):
+            expected = self.plan.manifest.files[path]
+            uri = f"s3://{bucket}/{path}"
+            try:
+                head = self.aws.s3.head_object(Bucket=bucket, Key=path)
+            except ClientError as exc:
+                self.add("asset", uri, False, f"missing ({aws_error_text(exc)})")
+                continue
+            found = head.get("Metadata", {}).get(SHA256_METADATA)
+            if found != expected:
+                self.add("asset", uri, False, f"sha256 {_short(found)} != release {_short(expected)}")
+            elif head.get("ServerSideEncryption") != "aws:kms":
+                self.add("asset", uri, False, f"not encrypted with the stage key ({head.get('ServerSideEncryption')})")
+            else:
+                self.add("asset", uri, True, "present, sha256 matches")
+
+    def model_package_group(self) -> None:
+        from botocore.exceptions import ClientError
+
+        name = self.config.model_package_group_name
+        try:
+            self.aws.sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        except ClientError as exc:
+            self.add("model-package-group", name, False, aws_error_text(exc))
+            return
+        self.add("model-package-group", name, True, "exists")
+
+    def endpoint(self) -> None:
+        from botocore.exceptions import ClientError
+
+        for stack in self.plan.stacks:
+            if MODEL_PACKAGE_PARAMETER not in stack.parameters:
+                continue
+            live = self.live_stacks.get(stack.name)
+            if live is None:
+                continue  # the stack check already failed
+            params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in live.get("Parameters", [])}
+            model = params.get(MODEL_PACKAGE_PARAMETER, "")
+            logical_id = _endpoint_resource(stack.deployed)
+            shown = f"{stack.stack_name}/{logical_id or _endpoint_resource(stack.template) or 'endpoint'}"
+            if not model:
+                self.add("endpoint", shown, True, "no model package deployed: no endpoint expected", skipped=True)
+                continue
+            if _endpoint_resource(stack.template) is None:
+                self.add("endpoint", shown, False, f"{model} is set but the template declares no endpoint")
+                continue
+            if logical_id is None:
+                dropped = stack.projection.dropped if stack.projection else []
+                why = next((d.reason for d in dropped if d.type == "AWS::SageMaker::Endpoint"), "")
+                self.add("endpoint", shown, True, f"not emulated on the embedded target: {why}", skipped=True)
+                continue
+            try:
+                # The stack knows the endpoint it made (moto even ignores EndpointName and names its own).
+                resource = self.aws.cfn.describe_stack_resource(
+                    StackName=stack.stack_name, LogicalResourceId=logical_id
+                )
+                name = resource["StackResourceDetail"]["PhysicalResourceId"].split(":endpoint/")[-1]
+                found = self.aws.sagemaker.describe_endpoint(EndpointName=name)
+            except ClientError as exc:
+                self.add("endpoint", shown, False, f"expected for {model}: {aws_error_text(exc)}")
+                continue
+            status = found.get("EndpointStatus")
+            reason = f" ({found['FailureReason']})" if found.get("FailureReason") else ""
+            self.add("endpoint", shown, status == "InService", f"{name} {status}{reason}")
+
+
+def _endpoint_resource(template: dict) -> str | None:
+    return next((lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::SageMaker::Endpoint"), None)
+
+
+def verify_stage(release_dir: Path, stage: str, target: Target, *, progress: Progress | None = None) -> VerifyReport:
+    """Compare the stage's account with the release; the report lists every check and what differs.
+
+    Bad input and wrong credentials raise (as deploy does); differences do not: call
+    report.raise_for_failure() to turn them into one VerificationFailed.
+    """
+    started = time.perf_counter()
+    plan = plan_stage(release_dir, stage, target)
+    run = _StageVerify(plan, target, progress or (lambda _msg: None))
+    check_account(run.aws.sts, plan.config, verb="verify")
+
+    try:
+        run.stacks()
+        run.model_package_group()
+        run.pipelines()
+        run.assets()
+        run.endpoint()
+    except aws_errors() as exc:
+        run.add("aws", stage, False, aws_error_text(exc))
+    run.report.seconds = round(time.perf_counter() - started, 2)
+    return run.report

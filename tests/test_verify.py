@@ -1,0 +1,119 @@
+"""Verify against a loopback moto server: a fresh deploy verifies; out-of-band drift is named precisely."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_deploy import (
+    BUCKET,
+    STEP_PATH,
+    OtherAccountTarget,
+    clients,
+    embedded_server,
+    make_release,
+    pipeline_definition,
+    reset_moto,
+)
+
+from gitops.deploy import DeployError, deploy_stage
+from gitops.errors import GitopsError
+from gitops.pipelines import canonical_json
+from gitops.target import Target
+from gitops.verify import VerificationFailed, verify_stage
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory) -> Iterator[tuple[Path, str]]:
+    yield from embedded_server(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture
+def target(moto_server) -> Target:
+    local_dir, endpoint = moto_server
+    reset_moto(endpoint)
+    return Target("local", local_dir, endpoint)
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, target: Target) -> Path:
+    release = make_release(tmp_path / "release")
+    report = deploy_stage(release, "dev", target)
+    assert report.ok, report.error
+    return release
+
+
+def test_verify_passes_after_deploy(deployed: Path, target: Target):
+    report = verify_stage(deployed, "dev", target)
+    assert report.ok, report.problems
+    report.raise_for_failure()
+    kinds = sorted({c.kind for c in report.checks})
+    assert kinds == ["asset", "endpoint", "model-package-group", "pipeline", "stack", "template"]
+    endpoint = next(c for c in report.checks if c.kind == "endpoint")
+    assert endpoint.skipped and "no endpoint expected" in endpoint.detail
+    json.dumps(report.to_dict())
+
+
+def test_verify_names_a_pipeline_changed_out_of_band(deployed: Path, target: Target):
+    sm = clients(target)["sagemaker"]
+    sm.update_pipeline(PipelineName="mlops-dev-training", PipelineDefinition=json.dumps(pipeline_definition("hotfix")))
+    report = verify_stage(deployed, "dev", target)
+    assert not report.ok
+    expected = pipeline_definition()
+    release_hash = __import__("hashlib").sha256(canonical_json(expected)).hexdigest()
+    drifted = __import__("hashlib").sha256(canonical_json(pipeline_definition("hotfix"))).hexdigest()
+    assert report.problems == [
+        f"pipeline mlops-dev-training: definition sha256 {drifted[:12]} != release {release_hash[:12]}"
+    ]
+    with pytest.raises(VerificationFailed) as err:
+        report.raise_for_failure()
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"stage 'dev' does not match release {report.release_id[:12]}: pipeline")
+    # A re-deploy converges, and verify agrees.
+    assert [p.action for p in deploy_stage(deployed, "dev", target).pipelines] == ["updated"]
+    assert verify_stage(deployed, "dev", target).ok
+
+
+def test_verify_names_a_deleted_stack(deployed: Path, target: Target):
+    clients(target)["cloudformation"].delete_stack(StackName="mlops-dev-inference")
+    report = verify_stage(deployed, "dev", target)
+    assert report.problems == ["stack mlops-dev-inference: does not exist"]
+
+
+def test_verify_names_a_changed_template_and_a_missing_asset(deployed: Path, target: Target):
+    aws = clients(target)
+    cfn = aws["cloudformation"]
+    template = cfn.get_template(StackName="mlops-dev-base")["TemplateBody"]
+    template["Resources"]["KeyArnParam"]["Properties"]["Description"] = "edited in the console"
+    cfn.update_stack(StackName="mlops-dev-base", TemplateBody=json.dumps(template))
+    aws["s3"].delete_object(Bucket=BUCKET, Key=STEP_PATH)
+    problems = verify_stage(deployed, "dev", target).problems
+    assert problems[0] == (
+        "template mlops-dev-base: deployed template differs from the release's embedded projection"
+        " (resources KeyArnParam)"
+    )
+    assert problems[1].startswith(f"asset s3://{BUCKET}/{STEP_PATH}: missing")
+    assert len(problems) == 2
+
+
+def test_verify_before_any_deploy_lists_everything_missing(tmp_path: Path, target: Target):
+    report = verify_stage(make_release(tmp_path / "r"), "dev", target)
+    assert not report.ok
+    assert "stack mlops-dev-base: does not exist" in report.problems
+    assert "pipeline mlops-dev-training: does not exist" in report.problems
+    assert any(
+        p.startswith("model-package-group mlops-dev-models: ") and "does not exist" in p for p in report.problems
+    )
+    assert any(p.startswith(f"asset s3://{BUCKET}/{STEP_PATH}: missing") for p in report.problems)
+
+
+def test_verify_refuses_credentials_of_another_account(deployed: Path, target: Target):
+    wrong = OtherAccountTarget("local", target.local_dir, target.endpoint_url)
+    with pytest.raises(DeployError, match="refusing to verify stage 'dev' \\(account 111111111111\\)"):
+        verify_stage(deployed, "dev", wrong)
+
+
+def test_verification_failed_is_a_gitops_error():
+    assert issubclass(VerificationFailed, GitopsError)
