@@ -60,9 +60,16 @@ def emit_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+# The verb modules, in the order `gitops --help` lists them (the order of the loop).
+COMMAND_MODULES = ("render", "diff", "deploy", "promotion", "status", "local")
+
+
 def _register_commands() -> None:
     """Each verb lives in its own module under gitops.commands and registers itself on `app`."""
-    from gitops.commands import local, promotion, render, status  # noqa: F401
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"gitops.commands.{name}")
 
 
 def main() -> None:

@@ -1,0 +1,79 @@
+"""`gitops deploy | verify --stage S`: apply a release to a stage, then prove it matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, err, out, target_from
+
+ReleaseDirOpt = Annotated[Path, typer.Option("--release", help="Release directory (an env repo's release/).")]
+
+
+@app.command()
+def deploy(
+    stage: StageOpt,
+    release: ReleaseDirOpt = Path("release"),
+    model_package_arn: Annotated[
+        str | None,
+        typer.Option("--model-package-arn", help="Serve this model package (default: latest Approved)."),
+    ] = None,
+    root: RootOpt = Path("."),
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload assets, deploy the stage's stacks with change sets, upsert its SageMaker pipelines."""
+    from gitops.deploy import deploy_stage
+
+    progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
+    report = deploy_stage(release, stage, target_from(root, target), progress=progress,
+                          model_package_arn=model_package_arn)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        table = Table(title=f"deploy {stage}: release {report.release_id[:12]}", title_justify="left")
+        for col in ("stack", "action", "seconds", "note"):
+            table.add_column(col)
+        for s in report.stacks:
+            note = s.reason or s.note or (f"{len(s.dropped)} resources not on the embedded target" if s.dropped else "")
+            table.add_row(s.name, s.action, f"{s.seconds:.1f}", note)
+        for p in report.pipelines:
+            table.add_row(f"pipeline {p.name}", p.action, "", "")
+        out.print(table)
+        out.print(f"assets uploaded {len(report.assets_uploaded)}, unchanged {len(report.assets_skipped)};"
+                  f" {report.seconds:.1f}s")
+    report.raise_for_failure()
+
+
+@app.command()
+def verify(
+    stage: StageOpt,
+    release: ReleaseDirOpt = Path("release"),
+    root: RootOpt = Path("."),
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that what runs in the stage is exactly the release: stacks, pipeline hashes, code, endpoint."""
+    from gitops.state import LocalState
+    from gitops.verify import verify_stage
+
+    resolved = target_from(root, target)
+    progress = None if as_json else (lambda msg: err.print(f"[dim]verify[/] {msg}"))
+    report = verify_stage(release, stage, resolved, progress=progress)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        table = Table(title=f"verify {stage}: release {report.release_id[:12]}", title_justify="left")
+        for col in ("check", "name", "result", "detail"):
+            table.add_column(col)
+        for c in report.checks:
+            result = "skipped" if c.skipped else ("ok" if c.ok else "[red]DIFFERS[/]")
+            table.add_row(c.kind, c.name, result, c.detail)
+        out.print(table)
+    report.raise_for_failure()
+    if resolved.is_local and resolved.local_dir is not None:
+        # On AWS the pipeline's Verify action is the record; here the state store keeps it for promote.
+        LocalState(resolved.local_dir).record_verified(stage, report.release_id)
