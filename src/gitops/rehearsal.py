@@ -10,6 +10,7 @@ state: an env repository only ever moves by one atomic push.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,10 @@ from gitops.target import Target
 Log = Callable[[str], None]
 # Decides a waiting approval: (stage, release_id, diff_text) -> (approved, summary); may block.
 Decider = Callable[[str, str, str], tuple[bool | None, str]]  # None: wait for another terminal
+
+
+_PHASES = "PROVISIONING|DOWNLOAD_SOURCE|INSTALL|PRE_BUILD|BUILD|POST_BUILD|UPLOAD_ARTIFACTS|FINALIZING"
+_BUILD_LINE = re.compile(rf" \[({_PHASES})\] ")
 
 
 class RehearsalFailed(GitopsError):
@@ -59,26 +64,36 @@ class BuildImage:
 
     Buildspecs install the engine wheel the release carries (`pip install release/assets/...whl`);
     here `pip` is uv acting on this environment, so reviewed code from the release runs, not the
-    checkout's.
+    checkout's. The image also holds moto, pinned to the server's version: deploying to the
+    embedded target needs to know which resource types that server can create.
     """
 
     def __init__(self, base: Path) -> None:
+        from importlib.metadata import version
+
         self.dir = base
+        python = base / "bin" / "python"
         uv = shutil.which("uv")
         if uv:
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(base)], check=True)
             pip = base / "bin" / "pip"
             pip.write_text(
                 "#!/bin/sh\n# CodeBuild images ship pip; this local image's pip is uv on this environment.\n"
-                f'exec "{uv}" pip "$@" --python "{base / "bin" / "python"}"\n'
+                f'exec "{uv}" pip "$@" --python "{python}"\n'
             )
             pip.chmod(0o755)
         else:
             subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
+        subprocess.run(
+            [str(base / "bin" / "pip"), "install", "-q", f"moto[server]=={version('moto')}"],
+            check=True, capture_output=True, env=self.env(),
+        )
 
     def env(self) -> dict[str, str]:
-        path = f"{self.dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, "VIRTUAL_ENV": str(self.dir)}
+        """A clean build environment: the host's variables minus its Python setup, this image first."""
+        host = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        path = f"{self.dir / 'bin'}{os.pathsep}{host.get('PATH', '')}"
+        return {**host, "PATH": path, "VIRTUAL_ENV": str(self.dir)}
 
 
 def _release_id_in(directory: Path) -> str:
@@ -131,7 +146,20 @@ def run_stage_pipeline(
     def on_update(record) -> None:
         state.save_execution(stage.stage, execution_id, record.model_dump(mode="json"))
 
-    with tempfile.TemporaryDirectory(prefix="gitops-image-") as image_dir:
+    # Build output (phases, commands, their output) goes to a log file per execution, as CodeBuild
+    # sends it to CloudWatch; the terminal gets the pipeline's own progress lines.
+    log_path = target.local_dir / "logs" / stage.stage / f"{execution_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as build_log, tempfile.TemporaryDirectory(
+        prefix="gitops-image-"
+    ) as image_dir:
+
+        def route(line: str) -> None:
+            build_log.write(line + "\n")
+            build_log.flush()
+            if _BUILD_LINE.search(line) is None:
+                log(line)
+
         image = BuildImage(Path(image_dir) / "venv")
         record = run_pipeline(
             model,
@@ -139,7 +167,7 @@ def run_stage_pipeline(
             approval_gate=gate,
             env=target.env() | {"GITOPS_APPROVER": os.environ.get("USER", "rehearsal")},
             workdir=work,
-            log=log,
+            log=route,
             execution_id=execution_id,
             on_update=on_update,
             base_env=image.env(),
@@ -153,6 +181,9 @@ def run_stage_pipeline(
                 )
     shutil.rmtree(work / execution_id, ignore_errors=True)
     if record.status != "Succeeded":
+        if record.status == "Failed":
+            tail = log_path.read_text(encoding="utf-8").splitlines()[-25:]
+            log("\n".join(["--- last lines of the build log " + str(log_path), *tail, "---"]))
         raise RehearsalFailed(f"{stage.stage} pipeline {record.status.lower()}: {record.failure or record.status}")
     return record.status
 
