@@ -10,6 +10,7 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_sns as sns
 
 from gitops.config import StageConfig
+from gitops.evidence import EXECUTION_ENV
 
 SOURCE_NAMESPACE = "SourceVariables"
 BRANCH = "main"
@@ -40,7 +41,8 @@ def verb_build(action_name: str, project: codebuild.IProject, source: codepipeli
         input=source,
         environment_variables={
             "RELEASE_COMMIT": codebuild.BuildEnvironmentVariable(value=COMMIT_ID),
-            "PIPELINE_EXECUTION_ID": codebuild.BuildEnvironmentVariable(value=EXECUTION_ID),
+            # promote reads it to find its own execution's Verify and Approve results.
+            EXECUTION_ENV: codebuild.BuildEnvironmentVariable(value=EXECUTION_ID),
         },
     )
 

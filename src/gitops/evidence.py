@@ -16,7 +16,8 @@ from gitops.errors import GitopsError
 from gitops.state import Approval, ApprovalMissing, LocalState, now
 from gitops.target import Target
 
-EXECUTION_ENV = "CODEPIPELINE_EXECUTION_ID"
+# Set on every CodeBuild action by infra (components/pipeline_actions.py) from #{codepipeline.PipelineExecutionId}.
+EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
 APPROVAL_STAGE = "Approve"
 
 

@@ -1,0 +1,174 @@
+"""The approval click and promotion evidence on AWS: CodePipeline calls moto does not implement.
+
+moto has no GetPipelineState, PutApprovalResult, ListActionExecutions or CodeCommit GetFile, so
+these tests drive the real code path through botocore's Stubber, which checks every request
+against the service model (parameter names, types, required members) as AWS would.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from gitops.approval import decide, pending_approvals
+from gitops.config import load_stages
+from gitops.evidence import EvidenceError, PipelineEvidence, evidence_for, require_approved
+from gitops.state import ApprovalMissing
+from gitops.target import Target
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = load_stages(ROOT)["dev"]
+RELEASE = "ab12" * 16
+OTHER = "cd34" * 16
+TOKEN = "1a2b3c4d-0000-4000-8000-000000000000"
+EXECUTION = "0f0e0d0c-0000-4000-8000-000000000000"
+COMMIT = "9" * 40
+
+
+@dataclass(frozen=True)
+class StubbedTarget(Target):
+    """The AWS target with clients whose every call must match an expected, shape-checked request."""
+
+    stubs: dict[str, Stubber] = field(default_factory=dict, compare=False, hash=False)
+
+    def session(self, stage):
+        return None
+
+    def client(self, stage, service, session=None) -> Any:
+        return self.stubs[service].client
+
+
+def _stubbed() -> StubbedTarget:
+    session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name=DEV.region)
+    stubs = {name: Stubber(session.client(name)) for name in ("codepipeline", "codecommit")}
+    for stub in stubs.values():
+        stub.activate()
+    return StubbedTarget("aws", stubs=stubs)
+
+
+def _expect_waiting(target: StubbedTarget, release_id: str = RELEASE) -> None:
+    cp, cc = target.stubs["codepipeline"], target.stubs["codecommit"]
+    cp.add_response(
+        "get_pipeline_state",
+        {
+            "pipelineName": DEV.release_pipeline_name,
+            "stageStates": [
+                {"stageName": "Verify", "latestExecution": {"pipelineExecutionId": EXECUTION, "status": "Succeeded"}},
+                {
+                    "stageName": "Approve",
+                    "latestExecution": {"pipelineExecutionId": EXECUTION, "status": "InProgress"},
+                    "actionStates": [
+                        {
+                            "actionName": "ApproveRelease",
+                            "latestExecution": {"status": "InProgress", "token": TOKEN,
+                                                "lastStatusChange": datetime(2026, 11, 21, tzinfo=UTC)},
+                        }
+                    ],
+                },
+            ],
+        },
+        {"name": DEV.release_pipeline_name},
+    )
+    cp.add_response(
+        "get_pipeline_execution",
+        {"pipelineExecution": {"pipelineExecutionId": EXECUTION, "status": "InProgress",
+                               "artifactRevisions": [{"name": "Source", "revisionId": COMMIT}]}},
+        {"pipelineName": DEV.release_pipeline_name, "pipelineExecutionId": EXECUTION},
+    )
+    cc.add_response(
+        "get_file",
+        {"commitId": COMMIT, "blobId": "b" * 40, "filePath": "release/manifest.json", "fileMode": "NORMAL",
+         "fileSize": 10, "fileContent": json.dumps({"release_id": release_id}).encode()},
+        {"repositoryName": DEV.env_repository_name, "commitSpecifier": COMMIT, "filePath": "release/manifest.json"},
+    )
+
+
+def test_pending_approval_names_the_release_of_the_waiting_execution():
+    target = _stubbed()
+    _expect_waiting(target)
+    [pending] = pending_approvals(DEV, target)
+    assert (pending.release_id, pending.execution_id, pending.token) == (RELEASE, EXECUTION, TOKEN)
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
+    target = _stubbed()
+    _expect_waiting(target)
+    target.stubs["codepipeline"].add_response(
+        "put_approval_result",
+        {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)},
+        {
+            "pipelineName": DEV.release_pipeline_name,
+            "stageName": "Approve",
+            "actionName": "ApproveRelease",
+            "result": {"summary": f"release {RELEASE}: latency ok", "status": "Approved"},
+            "token": TOKEN,
+        },
+    )
+    chosen = decide(DEV, target, approved=True, release_prefix=RELEASE[:12], summary="latency ok")
+    assert chosen.release_id == RELEASE
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def test_approving_another_release_than_the_waiting_one_is_refused_before_any_write():
+    target = _stubbed()
+    _expect_waiting(target)
+    with pytest.raises(ApprovalMissing, match=f"release {OTHER[:12]} is not the one waiting"):
+        decide(DEV, target, approved=True, release_prefix=OTHER[:12], summary=None)
+    # No put_approval_result was stubbed: had one been sent, the Stubber would have failed the call.
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def _expect_actions(target: StubbedTarget, approve_status: str) -> None:
+    t0 = datetime(2026, 11, 21, tzinfo=UTC)
+    actions = [
+        {"pipelineExecutionId": EXECUTION, "stageName": stage, "actionName": stage, "status": status,
+         "startTime": t0, "lastUpdateTime": t0,
+         **({"updatedBy": "arn:aws:iam::111111111111:user/approver",
+             "output": {"executionResult": {"externalExecutionSummary": f"release {RELEASE}: ok"}}}
+            if stage == "Approve" else {})}
+        for stage, status in (("Deploy", "Succeeded"), ("Verify", "Succeeded"), ("Approve", approve_status))
+    ]
+    target.stubs["codepipeline"].add_response(
+        "list_action_executions",
+        {"actionExecutionDetails": actions},
+        {"pipelineName": DEV.release_pipeline_name, "filter": {"pipelineExecutionId": EXECUTION}},
+    )
+
+
+def test_pipeline_evidence_reads_verify_and_approval_of_this_execution():
+    target = _stubbed()
+    evidence = PipelineEvidence(target, EXECUTION, RELEASE)
+    _expect_actions(target, "Succeeded")
+    assert evidence.verified(DEV, RELEASE)
+    _expect_actions(target, "Succeeded")
+    record = require_approved(evidence, DEV, RELEASE)
+    assert record.decided_by.endswith("user/approver") and RELEASE in record.summary
+
+
+def test_pipeline_evidence_never_vouches_for_another_release():
+    target = _stubbed()
+    evidence = PipelineEvidence(target, EXECUTION, RELEASE)
+    assert not evidence.verified(DEV, OTHER)  # no call needed: the execution holds RELEASE
+    with pytest.raises(ApprovalMissing, match="has no approval"):
+        require_approved(evidence, DEV, OTHER)
+
+
+def test_pipeline_evidence_without_an_approved_action_refuses():
+    target = _stubbed()
+    _expect_actions(target, "Failed")
+    with pytest.raises(ApprovalMissing, match="has no approval"):
+        require_approved(PipelineEvidence(target, EXECUTION, RELEASE), DEV, RELEASE)
+
+
+def test_promote_on_aws_outside_a_pipeline_execution_is_refused(monkeypatch):
+    monkeypatch.delenv("PIPELINE_EXECUTION_ID", raising=False)
+    with pytest.raises(EvidenceError, match="PIPELINE_EXECUTION_ID is not set"):
+        evidence_for(Target("aws"), RELEASE)
