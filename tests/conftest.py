@@ -144,3 +144,25 @@ def step_script(repo_root) -> Callable[[str], ModuleType]:
         return cache[relpath]
 
     return script
+
+
+def copy_checkout(dest: Path) -> Path:
+    """The repository as a fresh clone would have it (tracked + new, not ignored files), at dest."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def checkout_copy() -> Callable[[Path], Path]:
+    """copy(dest): a copy of the repository as a fresh clone would have it."""
+    return copy_checkout

@@ -21,27 +21,14 @@ GITOPS = [sys.executable, "-m", "gitops"]
 pytestmark = pytest.mark.slow
 
 
-def copy_checkout(dest: Path) -> Path:
-    """The repository as a fresh clone would have it (tracked + new, not ignored files)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
-
-
 def tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory) -> Path:
+def checkout(tmp_path_factory, checkout_copy) -> Path:
     """A checkout at one path with a release rendered in it (its part cache warm for later tests)."""
-    root = copy_checkout(tmp_path_factory.mktemp("checkout-a"))
+    root = checkout_copy(tmp_path_factory.mktemp("checkout-a"))
     render_release(root, root / "release")
     return root
 
@@ -63,8 +50,8 @@ def test_release_layout_and_summary(checkout: Path):
     assert raw == json.dumps(json.loads(raw), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def test_same_bytes_from_another_checkout_path_without_cache(checkout: Path, tmp_path: Path):
-    other = copy_checkout(tmp_path / "somewhere" / "else")
+def test_same_bytes_from_another_checkout_path_without_cache(checkout: Path, tmp_path: Path, checkout_copy):
+    other = checkout_copy(tmp_path / "somewhere" / "else")
     result = render_release(other, other / "release", use_cache=False)
     first = load_release(checkout / "release")
     assert result.manifest.release_id == first.release_id
