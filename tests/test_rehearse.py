@@ -74,7 +74,8 @@ def repo(tmp_path_factory, checkout_copy):
     root = checkout_copy(tmp_path_factory.mktemp("rehearsal"))
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "source"], cwd=root, check=True)
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", *identity, "commit", "-qm", "source"], cwd=root, check=True)
     yield root
     gitops(root, "local", "down")
 
