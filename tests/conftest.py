@@ -146,10 +146,18 @@ def step_script(repo_root) -> Callable[[str], ModuleType]:
     return script
 
 
-def copy_checkout(dest: Path) -> Path:
-    """The repository as a fresh clone would have it (tracked + new, not ignored files), at dest."""
+def copy_checkout(dest: Path, *, with_render_cache: bool = True) -> Path:
+    """The repository as a fresh clone would have it (tracked + new, not ignored files), at dest.
+
+    With with_render_cache, the render part cache of this checkout comes along when there is one:
+    its keys are content digests, so it is valid at any path and spares slow tests a cold render.
+    """
     import shutil
     import subprocess
+
+    cache = ROOT / ".gitops" / "cache"
+    if with_render_cache and cache.is_dir():
+        shutil.copytree(cache, dest / ".gitops" / "cache")
 
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
