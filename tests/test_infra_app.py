@@ -260,6 +260,7 @@ UNUSED_FEATURE_PERMISSIONS = {
     "s3tables:*": "no S3 Tables",
     "s3:*Metadata*Configuration": "no S3 Metadata tables",
     "s3:DeleteBucket*": "API names of configuration removals; their IAM actions are the Put* ones",
+    "s3:PutBucketReplication": "an API name; its IAM action s3:PutReplicationConfiguration is unused",
     "s3:Put*Configuration": "accelerate/analytics/tiering/inventory/metrics/lock/replication unused",
     "s3:DeleteObject": "buckets are created empty",
     "s3:PutObjectAcl": "object ownership is enforced: ACLs are disabled",

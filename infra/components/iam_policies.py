@@ -18,6 +18,55 @@ from infra import names
 # CDK's default bootstrap (qualifier hnb659fds) holds the stacks' file assets and version parameter.
 CDK_QUALIFIER = "hnb659fds"
 
+# What CloudFormation's handlers call for the stage's VPC, subnets, ACLs, groups, endpoints and flow
+# logs, and for its buckets (the pinned cfn-lint provider schemas list them), named one by one
+# rather than as Describe*/GetBucket*/PutBucket* wildcards.
+_EC2_DESCRIBE = [
+    "ec2:DescribeFlowLogs",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcEncryptionControls",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
+]
+_S3_BUCKET_READ = [
+    "s3:GetBucketAbac",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLocation",
+    "s3:GetBucketLogging",
+    "s3:GetBucketMetadataTableConfiguration",
+    "s3:GetBucketNotification",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPolicyStatus",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+]
+_S3_BUCKET_WRITE = [
+    "s3:PutBucketAbac",
+    "s3:PutBucketAcl",
+    "s3:PutBucketCORS",
+    "s3:PutBucketLogging",
+    "s3:PutBucketNotification",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketWebsite",
+]
+
 _KMS_USE = [
     "kms:Decrypt",
     "kms:DescribeKey",
@@ -244,6 +293,7 @@ def sagemaker_execution(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatem
             _in_region(cfg),
             sid="DescribeVpc",
         ),
+        # ENIs of VPC jobs and the endpoint: generated ids, so held to the resource types they touch.
         _allow(
             [
                 "ec2:CreateNetworkInterface",
@@ -251,7 +301,7 @@ def sagemaker_execution(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatem
                 "ec2:DeleteNetworkInterface",
                 "ec2:DeleteNetworkInterfacePermission",
             ],
-            [arns.any_in_stage("ec2", "")],
+            [arns.any_in_stage("ec2", f"{kind}/") for kind in ("network-interface", "security-group", "subnet")],
             sid="JobNetworkInterfaces",
         ),
         _allow(
@@ -582,7 +632,7 @@ def cloudformation_execution(cfg: StageConfig, key_arn: str) -> list[iam.PolicyS
                 "ec2:DeleteTags",
                 "ec2:DeleteVpc",
                 "ec2:DeleteVpcEndpoints",
-                "ec2:Describe*",
+                *_EC2_DESCRIBE,
                 "ec2:DisassociateRouteTable",
                 "ec2:ModifySubnetAttribute",
                 "ec2:ModifyVpcAttribute",
@@ -625,7 +675,7 @@ def cloudformation_execution(cfg: StageConfig, key_arn: str) -> list[iam.PolicyS
                 "s3:DeleteBucketPolicy",
                 "s3:GetAccelerateConfiguration",
                 "s3:GetAnalyticsConfiguration",
-                "s3:GetBucket*",
+                *_S3_BUCKET_READ,
                 "s3:GetEncryptionConfiguration",
                 "s3:GetIntelligentTieringConfiguration",
                 "s3:GetInventoryConfiguration",
@@ -634,7 +684,7 @@ def cloudformation_execution(cfg: StageConfig, key_arn: str) -> list[iam.PolicyS
                 "s3:GetReplicationConfiguration",
                 "s3:ListBucket",
                 "s3:ListTagsForResource",
-                "s3:PutBucket*",
+                *_S3_BUCKET_WRITE,
                 "s3:PutEncryptionConfiguration",
                 "s3:PutLifecycleConfiguration",
                 "s3:TagResource",

@@ -113,7 +113,7 @@ class PartCache:
 ENGINE_INPUTS = ("src/gitops", "pyproject.toml", "README.md")
 INFRA_INPUTS = (
     "infra", "cdk.json", "buildspecs", "seed_repo", "prod_repo", "pipeline_defs/features.py",
-    "src/gitops/config.py", "src/gitops/synth.py", "src/gitops/assets.py",
+    "src/gitops/config.py", "src/gitops/synth.py", "src/gitops/assets.py", "src/gitops/scan/cdk_nag.py",
 )
 PIPELINE_INPUTS = ("pipeline_defs", "src/gitops/pipelines.py", "src/gitops/assets.py", "src/gitops/config.py")
 
@@ -123,6 +123,7 @@ def _registry_files(registry: AssetRegistry) -> dict[str, bytes]:
 
 
 def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
+    from gitops.scan.cdk_nag import nag_report_document, report_path
     from gitops.synth import synthesize
 
     registry = AssetRegistry()
@@ -143,6 +144,8 @@ def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
                 "resources": sum(types.values()),
                 "resource_types": dict(sorted(types.items())),
             }
+        # cdk-nag's raw findings on the construct tree: the scan reads them from the release.
+        files[report_path(stage)] = canonical_json(nag_report_document({s.name: s.nag for s in stacks}))
     return Part(files, summary)
 
 

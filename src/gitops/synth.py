@@ -13,7 +13,7 @@ from typing import Any
 
 from gitops.assets import AssetRegistry, deterministic_zip
 from gitops.config import StageConfig
-from gitops.errors import SynthError
+from gitops.errors import GitopsError, SynthError
 
 INFRA_APP = Path("infra") / "app.py"
 
@@ -32,6 +32,7 @@ class SynthesizedStack:
     stack_name: str
     template: dict
     assets: list[dict] = field(default_factory=list)
+    nag: dict = field(default_factory=dict)  # cdk-nag AwsSolutions on this stack's constructs (raw)
 
 
 def cdk_context(root: Path) -> dict[str, Any]:
@@ -90,7 +91,24 @@ def synthesize(
             if stage_asm is None:
                 raise SynthError(f"{INFRA_APP}: build_app created no cdk.Stage named '{stage_name}'")
             result[stage_name] = [_collect(stack, Path(stage_asm.directory), registry) for stack in stage_asm.stacks]
+            _run_cdk_nag(app, stage_name, Path(stage_asm.directory), result[stage_name])
     return result
+
+
+def _run_cdk_nag(app: Any, stage_name: str, asm_dir: Path, stacks: list[SynthesizedStack]) -> None:
+    """cdk-nag needs the construct tree, so it runs here; its raw report travels in the release."""
+    from gitops.scan.cdk_nag import nag_stage_report
+
+    try:
+        report = nag_stage_report(
+            app.node.find_child(stage_name), {stack.name: stack.template for stack in stacks}, asm_dir
+        )
+    except GitopsError:
+        raise
+    except Exception as exc:
+        raise SynthError(f"{INFRA_APP}: cdk-nag failed on stage '{stage_name}': {_first_line(exc)}") from exc
+    for stack in stacks:
+        stack.nag = report["stacks"][stack.name]
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,226 @@
+"""checkov in its own environment (its pins would hold the engine's back), run offline over the templates.
+
+The environment is .gitops/tools/checkov, built by uv from the committed lock
+scripts/checkov-requirements.txt (hash-checked) and stamped with the lock's sha256, so a changed
+lock rebuilds it. `python -m gitops.scan.checkov` (what scripts/setup-checkov runs) creates it;
+`gitops scan` creates it on first use unless told not to.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from gitops.scan.errors import CheckovMissing, ScanError
+from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.templates import TemplateRef
+
+CHECKOV_VERSION = "3.3.30"
+ENV_DIR = Path(".gitops") / "tools" / "checkov"
+LOCK = Path("scripts") / "checkov-requirements.txt"
+STAMP = "gitops-lock.sha256"
+CHECKS_DIR = Path(__file__).parent / "checkov_checks"  # our own checks, for what checkov lacks on CloudFormation
+ENV_OVERRIDE = "GITOPS_CHECKOV_ENV"  # another location for the environment (a CI cache, a test)
+_INSTALL_TIMEOUT = 900
+_RUN_TIMEOUT = 900
+
+Progress = Callable[[str], None]
+
+
+def env_dir(root: Path) -> Path:
+    override = os.environ.get(ENV_OVERRIDE)
+    return Path(override).absolute() if override else (root / ENV_DIR).absolute()
+
+
+def _python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def _lock_digest(root: Path) -> str:
+    try:
+        return hashlib.sha256((root / LOCK).read_bytes()).hexdigest()
+    except FileNotFoundError as exc:
+        raise CheckovMissing(f"{root / LOCK}: checkov's lock file is missing") from exc
+
+
+def env_state(root: Path) -> str:
+    """ready, missing, or stale (built from another lock)."""
+    env = env_dir(root)
+    if not _python(env).exists() or not (env / STAMP).exists():
+        return "missing"
+    return "ready" if (env / STAMP).read_text().strip() == _lock_digest(root) else "stale"
+
+
+@contextmanager
+def _exclusive(env: Path):
+    env.parent.mkdir(parents=True, exist_ok=True)
+    with open(env.parent / f".{env.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CheckovMissing(f"checkov environment: {what} failed: {exc}") from exc
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CheckovMissing(f"checkov environment: {what} failed: {tail}")
+
+
+def install_checkov(root: Path, progress: Progress | None = None) -> float:
+    """Build the environment from the lock next to its place, then move it in: never half-built."""
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    env = env_dir(root)
+    digest = _lock_digest(root)
+    uv = shutil.which("uv")
+    if uv is None:
+        raise CheckovMissing(
+            "checkov environment: `uv` is not on PATH, so it cannot be created",
+            hint="install uv (python3 -m pip install uv==0.13.8), then run scripts/setup-checkov",
+        )
+    with _exclusive(env):
+        if env_state(root) == "ready":
+            return 0.0
+        say(f"checkov: creating its environment in {env} from {LOCK} (once; checkov=={CHECKOV_VERSION})")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{env.name}.tmp-", dir=env.parent))
+        try:
+            _run([uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(tmp)], "uv venv")
+            _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(root / LOCK)], "uv pip sync")
+            (tmp / STAMP).write_text(digest + "\n")
+            shutil.rmtree(env, ignore_errors=True)
+            os.rename(tmp, env)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    seconds = round(time.perf_counter() - started, 2)
+    say(f"checkov: environment ready in {seconds:.1f}s")
+    return seconds
+
+
+def ensure_checkov(root: Path, *, install: bool = True, progress: Progress | None = None) -> Path:
+    """The interpreter of a ready checkov environment; created now if allowed, else a clear error."""
+    state = env_state(root)
+    if state != "ready":
+        if not install:
+            raise CheckovMissing(f"{env_dir(root)}: checkov environment is {state} (built from {LOCK})")
+        install_checkov(root, progress)
+    return _python(env_dir(root))
+
+
+def _offline_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "PRISMA_", "CKV_", "CHECKOV_"))}
+    env.update(
+        CKV_SKIP_PACKAGE_UPDATE_CHECK="true",  # no PyPI version check
+        BC_SKIP_MAPPING="TRUE",  # no guideline/mapping download from the platform
+        CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false",
+        LOG_LEVEL="ERROR",
+        PYTHONWARNINGS="ignore",
+    )
+    return env
+
+
+def _json_document(stdout: str) -> object:
+    start = min((i for i in (stdout.find("{"), stdout.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise ValueError("no JSON in checkov's output")
+    return json.loads(stdout[start:])
+
+
+def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
+    """`checkov --framework cloudformation --skip-download` over the templates, nothing from the network."""
+    by_path = {str(t.path.resolve()): t for t in templates}
+    cmd = [
+        str(python), "-m", "checkov.main",
+        "--framework", "cloudformation",
+        "--skip-download",
+        "--output", "json",
+        "--quiet", "--compact",
+        "--external-checks-dir", str(CHECKS_DIR),
+    ]
+    for template in templates:
+        cmd += ["-f", str(template.path.resolve())]
+    with tempfile.TemporaryDirectory(prefix="gitops-checkov-") as cwd:  # no stray .checkov.yaml is read
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, env=_offline_env(), cwd=cwd, timeout=_RUN_TIMEOUT
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ScanError(f"checkov: could not run {python}: {exc}") from exc
+    if done.returncode not in (0, 1):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ScanError(f"checkov: exited {done.returncode}: {tail}")
+    try:
+        document = _json_document(done.stdout)
+    except ValueError as exc:
+        raise ScanError(f"checkov: unreadable output ({exc})") from exc
+    reports = document if isinstance(document, list) else [document]
+    findings: list[Finding] = []
+    passed = 0
+    for report in reports:
+        summary = report.get("summary", {})
+        if summary.get("parsing_errors"):
+            raise ScanError(f"checkov: could not parse {summary['parsing_errors']} template(s)")
+        passed += int(summary.get("passed", 0))
+        for check in report.get("results", {}).get("failed_checks", []):
+            template = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
+            if template is None:
+                continue
+            findings.append(_finding(check, template))
+    version = str(reports[0].get("summary", {}).get("checkov_version", CHECKOV_VERSION)) if reports else CHECKOV_VERSION
+    return ToolRun(tool="checkov", version=version, findings=findings, passed=passed)
+
+
+def _finding(check: dict, template: TemplateRef) -> Finding:
+    resource = str(check.get("resource", ""))
+    logical_id = resource.rsplit(".", 1)[1] if "." in resource else None
+    lines = check.get("file_line_range") or []
+    severity = str(check.get("severity") or "").lower()
+    return Finding(
+        tool="checkov",
+        rule_id=check["check_id"],
+        severity="warning" if severity in ("low", "info") else "error",
+        message=check.get("check_name") or check["check_id"],
+        file=template.rel,
+        stage=template.stage,
+        stack=template.stack,
+        resource=logical_id,
+        line=template.line_of(logical_id) or (lines[0] if lines and lines[0] > 0 else None),
+        hint=check.get("guideline") if check.get("guideline") and "://" not in check["guideline"] else None,
+        help_uri=check.get("guideline") if check.get("guideline") and "://" in check["guideline"] else None,
+    )
+
+
+def main() -> int:
+    """scripts/setup-checkov: create (or rebuild a stale) checkov environment, printing what it does."""
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    try:
+        state = env_state(root)
+        if state == "ready":
+            print(f"checkov environment ready: {env_dir(root)}")
+            return 0
+        install_checkov(root, progress=print)
+    except ScanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

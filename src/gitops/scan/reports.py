@@ -1,0 +1,171 @@
+"""The scan's machine reports: one SARIF 2.1.0 log (a run per tool) and JUnit XML for CodeBuild."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitops.scan.findings import TOOLS, Finding
+
+if TYPE_CHECKING:
+    from gitops.scan.gate import ScanReport
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_URIS = dict(
+    (
+        ("cfn-lint", "https://github.com/aws-cloudformation/cfn-lint"),
+        ("checkov", "https://www.checkov.io"),
+        ("cdk-nag", "https://github.com/cdklabs/cdk-nag"),
+        ("detect-secrets", "https://github.com/Yelp/detect-secrets"),
+    )
+)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _fingerprint(finding: Finding) -> str:
+    key = "|".join([finding.tool, finding.rule_id, finding.target, finding.fingerprint or ""])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _location(finding: Finding, uri: str) -> dict:
+    physical: dict = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
+    if finding.line and finding.line > 0:
+        physical["region"] = {"startLine": finding.line}
+    location: dict = {"physicalLocation": physical}
+    if finding.in_template:
+        location["logicalLocations"] = [
+            {"fullyQualifiedName": finding.target, "kind": "resource" if finding.resource else "module"}
+        ]
+    return location
+
+
+def _result(finding: Finding, rule_index: int, uri: str, suppression_reason: str | None = None) -> dict:
+    text = finding.message.rstrip(".") + "."
+    others = [f"{f.tool} {f.rule_id}" for f in finding.also]
+    if others:
+        text += f" Also reported as: {', '.join(others)}."
+    if finding.in_template:
+        text += f" Resource: {finding.target}."
+    result: dict = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": rule_index,
+        "level": finding.severity,
+        "message": {"text": text},
+        "locations": [_location(finding, uri)],
+        "partialFingerprints": {"gitopsFinding/v1": _fingerprint(finding)},
+        "properties": {"ruleIds": finding.rule_ids, "tools": finding.tools},
+    }
+    if finding.hint:
+        result["properties"]["hint"] = finding.hint
+    if suppression_reason is not None:
+        result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": suppression_reason}]
+    return result
+
+
+def sarif_log(report: ScanReport) -> dict:
+    """All tools in one log: a run per tool (at most five), paths relative to the repository."""
+    by_tool: dict[str, list[tuple[Finding, str | None]]] = {tool: [] for tool in TOOLS}
+    for finding in report.findings:
+        by_tool[finding.tool].append((finding, None))
+    for finding, suppression in report.suppressed:
+        by_tool[finding.tool].append((finding, suppression.reason))
+    runs = []
+    for tool in TOOLS:
+        stats = report.tools.get(tool)
+        if stats is None:
+            continue
+        rules: list[dict] = []
+        index: dict[str, int] = {}
+        results = []
+        for finding, reason in by_tool[tool]:
+            if finding.rule_id not in index:
+                index[finding.rule_id] = len(rules)
+                rule: dict = {
+                    "id": finding.rule_id,
+                    "shortDescription": {"text": finding.message[:1000]},
+                    "defaultConfiguration": {"level": finding.severity},
+                }
+                if finding.help_uri:
+                    rule["helpUri"] = finding.help_uri
+                if finding.hint:
+                    rule["help"] = {"text": finding.hint}
+                rules.append(rule)
+            results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), reason))
+        driver: dict = {"name": tool, "version": stats.version, "rules": rules}
+        if tool in TOOL_URIS:
+            driver["informationUri"] = TOOL_URIS[tool]
+        runs.append(
+            {
+                "tool": {"driver": driver},
+                "automationDetails": {"id": f"gitops-scan/{tool}/"},
+                "results": results,
+                "properties": {"passed": stats.passed, "failed": stats.failed, "suppressed": stats.suppressed},
+            }
+        )
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
+
+
+def write_sarif(report: ScanReport, path: Path) -> None:
+    _write_atomic(path, (json.dumps(sarif_log(report), indent=2, sort_keys=True) + "\n").encode())
+
+
+def junit_xml(report: ScanReport) -> bytes:
+    """A suite per tool: a failing case per finding, a skipped one per suppression, a passing one per clean stack."""
+    suites = ET.Element("testsuites", name="gitops scan")
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for tool in TOOLS:
+        stats = report.tools.get(tool)
+        if stats is None:
+            continue
+        suite = ET.SubElement(suites, "testsuite", name=tool, time=f"{stats.seconds:.2f}")
+        counts = {"tests": 0, "failures": 0, "skipped": 0}
+        dirty = set()
+        for finding in (f for f in report.findings if f.tool == tool):
+            dirty.add(finding.group)
+            case = ET.SubElement(
+                suite, "testcase", classname=f"{tool}.{finding.group}", name=f"{finding.rule_id} {finding.target}"
+            )
+            failure = ET.SubElement(case, "failure", message=finding.message[:500], type=finding.severity)
+            failure.text = "\n".join(
+                line
+                for line in (
+                    f"rules: {', '.join(finding.rule_ids)} ({', '.join(finding.tools)})",
+                    f"file: {report.repo_path(finding)}" + (f":{finding.line}" if finding.line else ""),
+                    f"hint: {finding.hint}" if finding.hint else "",
+                )
+                if line
+            )
+            counts["tests"] += 1
+            counts["failures"] += 1
+        for finding, suppression in ((f, s) for f, s in report.suppressed if f.tool == tool):
+            dirty.add(finding.group)
+            case = ET.SubElement(
+                suite, "testcase", classname=f"{tool}.{finding.group}", name=f"{finding.rule_id} {finding.target}"
+            )
+            ET.SubElement(case, "skipped", message=f"suppressed by {report.policy_path}: {suppression.reason}")
+            counts["tests"] += 1
+            counts["skipped"] += 1
+        for group in sorted(set(stats.targets) - dirty):
+            ET.SubElement(suite, "testcase", classname=f"{tool}.{group}", name=f"{group}: no findings")
+            counts["tests"] += 1
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        suites.set(key, str(value))
+    ET.indent(suites)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="utf-8") + b"\n"
+
+
+def write_junit(report: ScanReport, path: Path) -> None:
+    _write_atomic(path, junit_xml(report))

@@ -1,0 +1,109 @@
+"""Secrets in the source tree: detect-secrets (Yelp) with all its plugins over what git would commit.
+
+Its inline allowlist comments are not honoured (the filter is off) and each one is reported: a
+false positive is suppressed in policy.yaml, pinned to the secret's fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from gitops.scan.findings import Finding, ToolRun
+
+_ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
+_PRAGMA = "pragma: " + "allowlist"  # split so this file does not carry the marker itself
+_SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".gitops", "cdk.out", ".pytest_cache", ".ruff_cache"}
+HINT = (
+    "remove it from the source (read it from Secrets Manager, SSM Parameter Store or the environment)"
+    " and rotate it if it was ever pushed"
+)
+
+
+def source_files(root: Path) -> list[str]:
+    """Repository-relative paths of what git tracks or would add (ignored files excluded)."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout.decode()
+        names = sorted({name for name in listed.split("\0") if name})
+        return [name for name in names if (root / name).is_file()]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        found += [(Path(dirpath) / f).relative_to(root).as_posix() for f in filenames]
+    return sorted(found)
+
+
+def run_secrets_scan(root: Path, files: list[str] | None = None, exclude: set[str] | None = None) -> ToolRun:
+    """Scan each file in-process, one at a time (no process pool: other scanners run in threads).
+
+    exclude: repository-relative files or directories not to scan (the scan's own reports, a release).
+    """
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.core.scan import scan_file
+    from detect_secrets.settings import default_settings, get_settings
+
+    root = root.resolve()
+    files = source_files(root) if files is None else files
+    skipped = {e.rstrip("/") for e in exclude or ()}
+    files = [f for f in files if not any(f == e or f.startswith(e + "/") for e in skipped)]
+    plugin_of = {kind: cls.__name__ for kind, cls in get_mapping_from_secret_type_to_class().items()}
+    findings: list[Finding] = []
+    dirty: set[str] = set()
+    with default_settings():
+        get_settings().disable_filters(_ALLOWLIST_FILTER)
+        for rel in files:
+            for secret in scan_file(str(root / rel)):
+                dirty.add(rel)
+                findings.append(
+                    Finding(
+                        tool="detect-secrets",
+                        rule_id=plugin_of.get(secret.type, secret.type.replace(" ", "")),
+                        severity="error",
+                        message=f"{secret.type} hard-coded in source",
+                        file=rel,
+                        line=secret.line_number or None,
+                        fingerprint=secret.secret_hash,
+                        hint=HINT,
+                    )
+                )
+    findings += _allowlist_comments(root, files)
+    return ToolRun(
+        tool="detect-secrets",
+        version=metadata.version("detect-secrets"),
+        findings=findings,
+        passed=len(files) - len(dirty),
+    )
+
+
+def _allowlist_comments(root: Path, files: list[str]) -> list[Finding]:
+    found = []
+    for rel in files:
+        try:
+            text = (root / rel).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if _PRAGMA not in text:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if _PRAGMA in line:
+                found.append(
+                    Finding(
+                        tool="policy",
+                        rule_id="inline-suppression",
+                        severity="error",
+                        message="detect-secrets allowlist comment: suppressions live only in policy.yaml",
+                        file=rel,
+                        line=number,
+                        hint="remove the comment; suppress a false positive in policy.yaml with its fingerprint",
+                    )
+                )
+    return found

@@ -1,0 +1,97 @@
+"""The shipped infrastructure passes the policy gate: the release from `render`, scanned, has no finding.
+
+Renders the whole release once (slow), scans it with the real policy.yaml, and proves the cdk-nag
+acknowledgments generated from policy.yaml leave cdk-nag itself with nothing to report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitops.release import load_release
+from gitops.render import render_release
+from gitops.scan import load_policy, scan_release
+from gitops.scan.policy import MIN_REASON
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_scan import validate_sarif  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("shipped")
+    release = render_release(ROOT, base / "release").out
+    before = load_release(release)
+    report = scan_release(ROOT, release, out_dir=base / "reports", progress=print)
+    return {"release": release, "before": before, "report": report, "base": base}
+
+
+def test_the_rendered_release_passes_with_zero_unsuppressed_findings(scanned):
+    report = scanned["report"]
+    assert [(f.target, f.rule_ids, f.message) for f in report.findings] == []
+    assert report.passed
+    assert set(report.tools) == {"cfn-lint", "checkov", "cdk-nag", "detect-secrets", "policy"}
+    for name in ("cfn-lint", "checkov", "cdk-nag", "detect-secrets"):
+        assert report.tools[name].passed > 0, name
+        assert report.tools[name].failed == 0, name
+    assert all(len(s.reason) >= MIN_REASON for _, s in report.suppressed)
+
+
+def test_every_suppression_left_is_explained_and_in_use(scanned):
+    policy = load_policy(ROOT / "policy.yaml")
+    assert policy.suppressions
+    for suppression in policy.suppressions:
+        assert len(suppression.reason) >= MIN_REASON
+        assert not any(c in "".join(suppression.resources) for c in "*?[]")
+    used = {(s.rule, f.target.split("/", 1)[1] if f.in_template else f.target) for f, s in scanned["report"].suppressed}
+    for suppression in policy.suppressions:
+        for resource in suppression.resources:
+            assert (suppression.rule, resource) in used, f"unused: {suppression.rule} on {resource}"
+
+
+def test_the_scan_is_recorded_in_the_manifest_and_the_reports_are_valid(scanned):
+    manifest = load_release(scanned["release"])
+    assert manifest.release_id == scanned["before"].release_id
+    assert manifest.scan is not None and manifest.scan.passed and manifest.scan.release_id == manifest.release_id
+    assert manifest.scan.tools["checkov"].suppressed > 0 and manifest.scan.tools["cdk-nag"].suppressed > 0
+    validate_sarif(json.loads(scanned["report"].sarif.read_text()))
+    assert scanned["report"].junit.read_text().count("<failure") == 0
+
+
+def test_the_cli_prints_a_passing_table(scanned):
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "scan", "--release", str(scanned["release"]), "--no-install",
+         "--sarif", str(scanned["base"] / "cli.sarif"), "--junit", str(scanned["base"] / "cli.xml")],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"}, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "scan passed" in done.stdout and "checkov" in done.stdout
+
+
+def test_cdk_synth_with_acknowledgments_generated_from_the_policy_has_no_cdk_nag_violation(tmp_path):
+    from cdk_nag import AwsSolutionsChecks
+
+    from gitops.config import load_stages
+    from gitops.scan.cdk_nag import enforce_in_cdk_cli
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from infra.app import build_app
+
+    stages = load_stages(ROOT)
+    app = build_app(ROOT, stages, outdir=str(tmp_path / "cdk.out"))
+    enforce_in_cdk_cli(app, ROOT, lambda: stages)  # what `cdk synth` runs: the plugin + generated acks
+    app.synth()  # raises on any violation the policy does not acknowledge
+    report = json.loads((tmp_path / "cdk.out" / "validation-report.json").read_text())
+    assert all(not plugin.get("violations") for plugin in report.get("pluginReports", []))
+    for stage in stages:
+        assert AwsSolutionsChecks().validate_scope(app.node.find_child(stage)).violations == []
