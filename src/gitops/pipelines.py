@@ -130,8 +130,7 @@ def _load_module(root: Path, name: str) -> Any:
         raise PipelineDefinitionError(f"{shown}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    # pipeline_defs is importable as a package so pipelines can share pipeline_defs/features.py.
-    if str(root) not in sys.path:
+    if str(root) not in sys.path:  # pipelines share pipeline_defs/features.py and common.py
         sys.path.insert(0, str(root))
     try:
         spec.loader.exec_module(module)

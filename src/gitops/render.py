@@ -19,6 +19,7 @@ from gitops.assets import AssetRegistry, sha256_bytes
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
 from gitops.pipelines import canonical_json
+from gitops.project_import import use_checkout
 from gitops.release import (
     PipelineSummary,
     ReleaseManifest,
@@ -222,6 +223,8 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     started = time.perf_counter()
     root = root.resolve()
     stages = load_stages(root)
+    # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
+    use_checkout(root)
     from gitops.pipelines import discover_pipelines
 
     pipelines = discover_pipelines(root)

@@ -52,9 +52,8 @@ def cdk_context(root: Path) -> dict[str, Any]:
 
 def _load_app_module(root: Path) -> Any:
     path = root / INFRA_APP
-    for entry in (str(root / "src"), str(root)):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+    if str(root) not in sys.path:  # render_release put it first already (gitops.project_import)
+        sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location("_gitops_infra_app", path)
     if spec is None or spec.loader is None or not path.exists():
         raise SynthError(f"{INFRA_APP}: not found")
