@@ -30,18 +30,6 @@ WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 BUILDSPECS = sorted((ROOT / "buildspecs").glob("*.yml"))
 PRE_COMMIT = ROOT / ".pre-commit-config.yaml"
 
-# ----------------------------------------------------------------------------------------------------
-# PENDING: verbs another change is registering right now, with the flags they will have
-# (flag -> takes a value). Used only while the verb is missing from the CLI: once it is registered,
-# the CLI itself is the reference and this entry is ignored (then delete it).
-PENDING_VERBS: dict[str, dict[str, bool]] = {
-    "scan": {"--release": True, "--root": True, "--policy": True, "--sarif": True, "--junit": True, "--json": False},
-    "deploy": {"--stage": True, "--release": True, "--target": True, "--json": False},
-    "verify": {"--stage": True, "--release": True, "--target": True, "--json": False},
-    "rehearse": {"--approve": False, "--json": False},
-}
-# ----------------------------------------------------------------------------------------------------
-
 ENV_REPO_BUILDSPECS = {"deploy", "verify", "promote"}  # run in an env repository, on the release it holds
 SOURCE_BUILDSPECS = {"build-and-scan", "publish"}  # run on the source tree
 # Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/test_infra_app.py).
@@ -189,10 +177,7 @@ def resolve(args: list[str]) -> tuple[Verb, list[str]]:
         name = rest.pop(0)
         words.append(name)
         sub = command.commands.get(name)
-        if sub is None:
-            pending = PENDING_VERBS.get(" ".join(words))
-            assert pending is not None, f"`gitops {' '.join(words)}`: no such verb (have {sorted(command.commands)})"
-            return Verb(" ".join(words) + " (pending)", dict(pending), 0), rest
+        assert sub is not None, f"`gitops {' '.join(words)}`: no such verb (have {sorted(command.commands)})"
         command = sub
     assert getattr(command, "commands", None) is None, f"`gitops {' '.join(words)}` needs a sub-command"
     options: dict[str, bool] = {}
@@ -411,7 +396,7 @@ def test_only_existing_gitops_verbs_and_flags_are_called(name: str, commands: li
 
 
 def test_the_surfaces_cover_the_loop():
-    called = {check_call(args).removesuffix(" (pending)") for _, commands in all_surfaces()
+    called = {check_call(args) for _, commands in all_surfaces()
               for args in gitops_calls(commands)}
     assert {"render", "scan", "diff", "publish", "approve", "status", "deploy", "verify", "promote"} <= called
 
