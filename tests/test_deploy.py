@@ -655,3 +655,21 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
             f" verify {verified.seconds:.1f}s; re-deploy {again.seconds:.1f}s; with a model {served.seconds:.1f}s;"
             f" total {total:.1f}s\n[dropped on moto] {report.dropped_counts}"
         )
+
+
+def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, monkeypatch):
+    import gitops.deploy as deploy_module
+
+    fresh = deploy_module.MotoCapabilities(tmp_path)
+    answers = (fresh.supports("AWS::S3::Bucket"), fresh.supports("AWS::CodePipeline::Pipeline"),
+               fresh.has_attr("AWS::S3::Bucket", "Arn"), fresh.has_attr("AWS::S3::Bucket", "NoSuchAttribute"))
+    assert answers == (True, False, True, False)
+    fresh.save()
+
+    def no_moto():
+        raise AssertionError("moto's models were imported although the answers are cached")
+
+    monkeypatch.setattr(deploy_module, "_moto_models", no_moto)
+    cached = deploy_module.MotoCapabilities(tmp_path)
+    assert (cached.supports("AWS::S3::Bucket"), cached.supports("AWS::CodePipeline::Pipeline"),
+            cached.has_attr("AWS::S3::Bucket", "Arn"), cached.has_attr("AWS::S3::Bucket", "NoSuchAttribute")) == answers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import time
 import uuid
@@ -440,6 +441,49 @@ def _moto_models() -> dict[str, Any]:
     }
 
 
+class MotoCapabilities:
+    """Which CloudFormation types, and which of their Fn::GetAtt attributes, the embedded moto creates.
+
+    Importing moto's CloudFormation models takes seconds, and every deploy and verify on the
+    embedded target asks; the answers are kept per moto version in the local target's directory.
+    """
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        from importlib.metadata import version
+
+        self.path = cache_dir / f"moto-capabilities-{version('moto')}.json" if cache_dir else None
+        self.types: set[str] | None = None
+        self.attrs: dict[str, bool] = {}
+        self._dirty = False
+        if self.path and self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                self.types, self.attrs = set(data["types"]), dict(data["attrs"])
+            except (ValueError, KeyError, TypeError):
+                self.types, self.attrs = None, {}
+
+    def supports(self, rtype: str) -> bool:
+        if self.types is None:
+            self.types, self._dirty = set(_moto_models()), True
+        return rtype in self.types
+
+    def has_attr(self, rtype: str, attribute: str) -> bool:
+        key = f"{rtype}.{attribute}"
+        if key not in self.attrs:
+            model = _moto_models().get(rtype)
+            self.attrs[key], self._dirty = bool(model is not None and model.has_cfn_attr(attribute)), True
+        return self.attrs[key]
+
+    def save(self) -> None:
+        if not (self.path and self._dirty and self.types is not None):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"types": sorted(self.types), "attrs": self.attrs}, sort_keys=True))
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
 # moto bugs in types it does support, worked around by leaving one property out (and saying so).
 EMBEDDED_PROPERTY_GAPS: dict[tuple[str, str], str] = {
     ("AWS::KMS::Key", "Tags"): "moto's KMS model misreads CloudFormation tags (KeyError 'TagKey')",
@@ -457,7 +501,7 @@ class Projection:
     adjusted: list[str] = field(default_factory=list)  # properties left out of kept resources
 
 
-def embedded_projection(template: dict) -> Projection:
+def embedded_projection(template: dict, capabilities: MotoCapabilities | None = None) -> Projection:
     """The part of a (validated) template moto can deploy.
 
     Drops resources of types moto cannot create, custom resources, and (transitively) every resource
@@ -465,14 +509,14 @@ def embedded_projection(template: dict) -> Projection:
     resources go too. A DependsOn on a dropped resource is removed (ordering only), and a property
     moto mishandles (EMBEDDED_PROPERTY_GAPS) is left out; both are reported.
     """
-    models = _moto_models()
+    caps = capabilities or MotoCapabilities()
     resources: dict[str, dict] = template["Resources"]
     dropped: dict[str, DroppedResource] = {}
     for lid, resource in resources.items():
         rtype = resource["Type"]
         if rtype.startswith("Custom::") or rtype == "AWS::CloudFormation::CustomResource":
             dropped[lid] = DroppedResource(lid, rtype, _CUSTOM_REASON)
-        elif rtype not in models:
+        elif not caps.supports(rtype):
             dropped[lid] = DroppedResource(lid, rtype, "type not supported by moto's CloudFormation")
     changed = True
     while changed:
@@ -480,7 +524,7 @@ def embedded_projection(template: dict) -> Projection:
         for lid, resource in resources.items():
             if lid in dropped:
                 continue
-            reason = _projection_reason(_resource_body(resource), resources, dropped, models)
+            reason = _projection_reason(_resource_body(resource), resources, dropped, caps)
             if reason:
                 dropped[lid] = DroppedResource(lid, resource["Type"], reason)
                 changed = True
@@ -511,7 +555,7 @@ def embedded_projection(template: dict) -> Projection:
     dropped_list = [dropped[lid] for lid in resources if lid in dropped]
     outputs = projected.get("Outputs") or {}
     for name in list(outputs):
-        reason = _projection_reason(outputs[name], resources, dropped, models)
+        reason = _projection_reason(outputs[name], resources, dropped, caps)
         if reason:
             del outputs[name]
             dropped_list.append(DroppedResource(f"Outputs.{name}", "Output", reason))
@@ -521,14 +565,14 @@ def embedded_projection(template: dict) -> Projection:
 
 
 def _projection_reason(
-    body: Any, resources: dict[str, dict], dropped: dict[str, DroppedResource], models: dict[str, Any]
+    body: Any, resources: dict[str, dict], dropped: dict[str, DroppedResource], caps: MotoCapabilities
 ) -> str | None:
     for ref in template_references(body):
         if ref.target in dropped:
             return f"refers to dropped {ref.target} ({ref.kind})"
         if ref.attribute and ref.target in resources:
-            model = models.get(resources[ref.target]["Type"])
-            if model is not None and not model.has_cfn_attr(ref.attribute):
+            rtype = resources[ref.target]["Type"]
+            if caps.supports(rtype) and not caps.has_attr(rtype, ref.attribute):
                 return f"moto cannot resolve {ref.target}.{ref.attribute}"
     if any(True for _ in _function_uses(body, "Fn::ImportValue")):
         return _IMPORT_REASON
@@ -634,9 +678,10 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
                     " which the release does not carry"
                 )
     stacks = []
+    capabilities = MotoCapabilities(target.local_dir) if target.is_local else None
     for name in stack_order(templates):
         template = templates[name]
-        projection = embedded_projection(template) if target.is_local else None
+        projection = embedded_projection(template, capabilities) if target.is_local else None
         if projection:
             validate_template(projection.template, f"{rel_path(stage, name)} (embedded projection)")
         stacks.append(
@@ -669,6 +714,8 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
                 referenced,
             )
         )
+    if capabilities:
+        capabilities.save()
     return StagePlan(release_dir, manifest, config, stacks, pipelines)
 
 
