@@ -191,7 +191,7 @@ def run_stage_pipeline(
 def rehearse(
     root: Path,
     release_dir: Path,
-    target: Target,
+    target: Target | Callable[[], Target],
     *,
     decide: Decider,
     log: Log,
@@ -199,7 +199,10 @@ def rehearse(
     scan: Callable[[], bool],
     diff_text: Callable[[StageConfig, str], str],
 ) -> RehearsalResult:
-    """Drive the loop; each step is timed. Raises RehearsalFailed at the first failed step."""
+    """Drive the loop; each step is timed. Raises RehearsalFailed at the first failed step.
+
+    target may be a function returning it, called after scan: its start-up overlaps render.
+    """
     started = time.perf_counter()
     timings: list[StepTiming] = []
 
@@ -218,6 +221,8 @@ def rehearse(
     if not timed("-", "scan", scan):
         raise RehearsalFailed(f"release {release_id[:12]} has unsuppressed policy findings (see the scan table)")
 
+    if callable(target):  # brought up while render and scan ran
+        target = timed("-", "embedded target", target)
     manifest = load_release(release_dir)
     stages = {name: load_stage_config_from_release(release_dir, name) for name in manifest.stages}
     chain = _promotion_chain(stages)

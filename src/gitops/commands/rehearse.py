@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,7 @@ def rehearse(
     from gitops.rehearsal import rehearse as run
     from gitops.render import render_release
     from gitops.scan import scan_release
+    from gitops.scan.checkov import ensure_checkov
     from gitops.target import DEFAULT_LOCAL_DIR, Target
 
     def log(msg: str) -> None:
@@ -76,19 +78,34 @@ def rehearse(
         say(f"  GITOPS_TARGET=local gitops approve --release {release_id[:12]}   (or reject)")
         return None, ""
 
-    say(f"embedded target: {'reusing' if was_running else 'starting'} moto on loopback")
-    local_dir, endpoint = bring_up(root)
-    target = Target("local", local_dir, endpoint)
-    stages_by_name: dict[str, StageConfig] = {}
-    try:
-        from gitops.config import load_stages
+    from gitops.config import load_stages
 
-        stages_by_name.update(load_stages(root))
-        result = run(root, out_dir, target, decide=decide, log=log, render=render, scan=scan, diff_text=diff_text)
+    stages_by_name: dict[str, StageConfig] = load_stages(root)
+    say(f"embedded target: {'reusing' if was_running else 'starting'} moto on loopback")
+    # The server and the checkov environment start in the background while render runs.
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitops-rehearse")
+    server = background.submit(bring_up, root)
+    tools = background.submit(ensure_checkov, root.resolve())
+    target: Target | None = None
+
+    def connect() -> Target:
+        nonlocal target
+        found_dir, endpoint = server.result()
+        target = Target("local", found_dir, endpoint)
+        return target
+
+    def scan_when_ready() -> bool:
+        tools.result()
+        return scan()
+
+    try:
+        result = run(root, out_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready,
+                     diff_text=diff_text)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`")
         raise typer.Exit(130) from None
     finally:
+        background.shutdown(wait=True)
         if not was_running and not keep_running:
             stop_server(local_dir)
     if as_json:
