@@ -106,7 +106,7 @@ def test_valid_buildspec_parses_every_section():
           discard-paths: yes
           secondary-artifacts:
             extra: {files: [a.txt]}
-        cache: {paths: [/root/.cache/pip/**/*]}
+        cache: {paths: [/var/cache/pip/**/*]}
         """
     )
     assert parsed.env.variables == {"RETRIES": "3", "NAME": "x"}  # numbers taken as their text

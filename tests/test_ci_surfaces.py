@@ -460,10 +460,10 @@ def test_install_is_cached_and_pinned(path: Path):
         # The engine that deploys a release is the one it carries (DESIGN §3): reviewed code, same commit.
         assert "pip install release/assets/*/sagemaker_gitops-*.whl" in install
         assert "uv sync" not in install
-        assert any(p.startswith("/root/.cache/pip") for p in spec.cache.paths)
+        assert any(p.startswith("/var/cache/pip") for p in spec.cache.paths)
     else:
         assert "uv sync --frozen" in install and re.search(r"pip install uv==\d", install)
-        assert any(p.startswith("/root/.cache/uv") for p in spec.cache.paths)
+        assert any(p.startswith("/var/cache/uv") for p in spec.cache.paths)
     for argv in (a for c in spec.phases.install.commands for a in simple_commands(c)):
         if argv[:2] == ["pip", "install"]:
             packages = [w for w in argv[2:] if not w.startswith("-") and not w.endswith(".whl")]
