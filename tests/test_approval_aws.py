@@ -54,8 +54,7 @@ def _stubbed() -> StubbedTarget:
 
 
 def _expect_waiting(target: StubbedTarget, release_id: str = RELEASE) -> None:
-    cp, cc = target.stubs["codepipeline"], target.stubs["codecommit"]
-    cp.add_response(
+    target.stubs["codepipeline"].add_response(
         "get_pipeline_state",
         {
             "pipelineName": DEV.release_pipeline_name,
@@ -76,13 +75,18 @@ def _expect_waiting(target: StubbedTarget, release_id: str = RELEASE) -> None:
         },
         {"name": DEV.release_pipeline_name},
     )
-    cp.add_response(
+    _expect_execution_source(target, release_id)
+
+
+def _expect_execution_source(target: StubbedTarget, release_id: str = RELEASE) -> None:
+    """The execution's source commit, and the release manifest at that commit."""
+    target.stubs["codepipeline"].add_response(
         "get_pipeline_execution",
         {"pipelineExecution": {"pipelineExecutionId": EXECUTION, "status": "InProgress",
                                "artifactRevisions": [{"name": "Source", "revisionId": COMMIT}]}},
         {"pipelineName": DEV.release_pipeline_name, "pipelineExecutionId": EXECUTION},
     )
-    cc.add_response(
+    target.stubs["codecommit"].add_response(
         "get_file",
         {"commitId": COMMIT, "blobId": "b" * 40, "filePath": "release/manifest.json", "fileMode": "NORMAL",
          "fileSize": 10, "fileContent": json.dumps({"release_id": release_id}).encode()},
@@ -145,7 +149,8 @@ def _expect_actions(target: StubbedTarget, approve_status: str) -> None:
 
 def test_pipeline_evidence_reads_verify_and_approval_of_this_execution():
     target = _stubbed()
-    evidence = PipelineEvidence(target, EXECUTION, RELEASE)
+    evidence = PipelineEvidence(target, EXECUTION)
+    _expect_execution_source(target)
     _expect_actions(target, "Succeeded")
     assert evidence.verified(DEV, RELEASE)
     _expect_actions(target, "Succeeded")
@@ -154,21 +159,61 @@ def test_pipeline_evidence_reads_verify_and_approval_of_this_execution():
 
 
 def test_pipeline_evidence_never_vouches_for_another_release():
+    """Promoting B with execution A's approval: the execution's own source commit holds A."""
     target = _stubbed()
-    evidence = PipelineEvidence(target, EXECUTION, RELEASE)
-    assert not evidence.verified(DEV, OTHER)  # no call needed: the execution holds RELEASE
+    evidence = PipelineEvidence(target, EXECUTION)
+    _expect_execution_source(target, RELEASE)
+    assert not evidence.verified(DEV, OTHER)
     with pytest.raises(ApprovalMissing, match="has no approval"):
         require_approved(evidence, DEV, OTHER)
+    target.stubs["codepipeline"].assert_no_pending_responses()
 
 
 def test_pipeline_evidence_without_an_approved_action_refuses():
     target = _stubbed()
+    _expect_execution_source(target)
     _expect_actions(target, "Failed")
     with pytest.raises(ApprovalMissing, match="has no approval"):
-        require_approved(PipelineEvidence(target, EXECUTION, RELEASE), DEV, RELEASE)
+        require_approved(PipelineEvidence(target, EXECUTION), DEV, RELEASE)
 
 
 def test_promote_on_aws_outside_a_pipeline_execution_is_refused(monkeypatch):
     monkeypatch.delenv("PIPELINE_EXECUTION_ID", raising=False)
     with pytest.raises(EvidenceError, match="PIPELINE_EXECUTION_ID is not set"):
-        evidence_for(Target("aws"), RELEASE)
+        evidence_for(Target("aws"))
+
+
+def test_an_aws_error_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "approve", "--target", "aws", "--root", str(ROOT), "--release", RELEASE],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == "error: AWS: Unable to locate credentials"
+    assert "Traceback" not in done.stderr
+
+
+def test_promotion_pushes_as_the_target_accounts_role(monkeypatch):
+    """The Promote build (dev account) reaches prod's repository through prod's promotion role."""
+    from moto import mock_aws
+
+    prod = load_stages(ROOT)["prod"]
+    role = f"arn:aws:iam::{prod.account}:role/{prod.promotion_role_name}"
+    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "TARGET_ROLE_ARN": role,
+                       "TARGET_STAGE": "prod"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        creds = Target("aws").repo_credentials(prod)
+        identity = boto3.Session(
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"], region_name=prod.region,
+        ).client("sts").get_caller_identity()
+        assert identity["Account"] == prod.account
+        assert Target("aws").repo_credentials(DEV) == {}  # the source stage's own repo: the build's own role

@@ -673,3 +673,25 @@ def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, 
     cached = deploy_module.MotoCapabilities(tmp_path)
     assert (cached.supports("AWS::S3::Bucket"), cached.supports("AWS::CodePipeline::Pipeline"),
             cached.has_attr("AWS::S3::Bucket", "Arn"), cached.has_attr("AWS::S3::Bucket", "NoSuchAttribute")) == answers
+
+
+def test_cloudformation_acts_as_the_stage_execution_role_once_it_exists(tmp_path: Path, target: Target, monkeypatch):
+    """moto ignores RoleARN; the request itself is what AWS would act on, so it is what is checked."""
+    import botocore.client
+
+    sent: list[dict] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def record(self, operation, params):
+        if operation == "CreateChangeSet":
+            sent.append(params)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    release = make_release(tmp_path / "r")
+    assert deploy_stage(release, "dev", target).ok
+    assert sent and all("RoleARN" not in p for p in sent)  # first deploy: the role does not exist yet
+    sent.clear()
+    assert deploy_stage(release, "dev", target).ok
+    role = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-cfn-exec"
+    assert sent and all(p.get("RoleARN") == role for p in sent)

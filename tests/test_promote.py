@@ -237,3 +237,15 @@ def test_concurrent_promotions_stay_linear_without_loss_or_duplicates(tmp_path, 
     assert merges == []
     history = [d.release_id for d in envrepo.history(target.env_repo_url(STAGES["prod"])) if d.release_id]
     assert sorted(history) == sorted(m.release_id for _, m in releases)  # each exactly once
+
+
+def test_a_users_global_gitignore_cannot_drop_release_files(tmp_path, env, monkeypatch):
+    target, state, evidence = env
+    ignore = tmp_path / "global-ignore"
+    ignore.write_text("*.py\n*.json\n")
+    config = tmp_path / "gitconfig"
+    config.write_text(f"[core]\n\texcludesFile = {ignore}\n\tautocrlf = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    release, manifest = _ready(tmp_path, target, state, "a")
+    work = envrepo.clone(target.env_repo_url(STAGES["dev"]), tmp_path / "dev-checkout")
+    assert _tree(work / "release") == _tree(release)

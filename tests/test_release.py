@@ -87,3 +87,17 @@ def test_archives_are_reproducible(tmp_path: Path):
     (src / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
     assert deterministic_tar_gz(src) == first_tar
     assert deterministic_zip(src) == first_zip
+
+
+@pytest.mark.parametrize("target", ["src-like", "repo-root"])
+def test_render_never_replaces_a_directory_that_is_not_a_release(tmp_path: Path, target: str):
+    from gitops.errors import GitopsError
+    from gitops.render import render_release
+
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "guide.md").write_text("keep me\n")
+    out = root / "docs" if target == "src-like" else root
+    with pytest.raises(GitopsError, match="--out"):
+        render_release(root, out)
+    assert (root / "docs" / "guide.md").read_text() == "keep me\n"

@@ -227,6 +227,7 @@ def stacks_read(arns: StageArns) -> iam.PolicyStatement:
     return _allow(
         [
             "cloudformation:DescribeStackEvents",
+            "cloudformation:DescribeStackResource",
             "cloudformation:DescribeStackResources",
             "cloudformation:DescribeStacks",
             "cloudformation:GetTemplate",
@@ -417,6 +418,8 @@ def deploy_build(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             [
                 "cloudformation:CreateChangeSet",
                 "cloudformation:DeleteChangeSet",
+                # A stack an earlier failed create left empty (ROLLBACK_COMPLETE) is deleted and re-created.
+                "cloudformation:DeleteStack",
                 "cloudformation:DescribeChangeSet",
                 "cloudformation:ExecuteChangeSet",
                 "cloudformation:ListChangeSets",
@@ -485,6 +488,7 @@ def verify_build(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             [arns.sagemaker("endpoint-config/*")],
             sid="ReadEndpointConfig",
         ),
+        _allow(["sagemaker:DescribeModelPackageGroup"], [arns.model_package_group], sid="ReadModelPackageGroup"),
     ]
 
 
@@ -498,7 +502,8 @@ def promote_build(cfg: StageConfig, target: StageConfig, key_arn: str) -> list[i
             [arns.release_pipeline],
             sid="ReadApproval",
         ),
-        _allow(["codecommit:GitPull"], [arns.env_repository], sid="ReadOwnHistory"),
+        # GitPull: the stage's own history; GetFile: the release in the execution's source commit.
+        _allow(["codecommit:GetFile", "codecommit:GitPull"], [arns.env_repository], sid="ReadOwnHistory"),
         _allow(
             ["sts:AssumeRole"],
             [names.role_arn(target.account, names.promotion_role_name(target))],

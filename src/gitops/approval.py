@@ -7,15 +7,12 @@ execution waiting there carries the release id the approver was shown.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from gitops.config import StageConfig
-from gitops.evidence import APPROVAL_STAGE
+from gitops.evidence import APPROVAL_STAGE, execution_release_id
 from gitops.state import ApprovalMissing, LocalState
 from gitops.target import Target
-
-MANIFEST_PATH = "release/manifest.json"
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def _aws_pending(stage: StageConfig, target: Target) -> list[PendingApproval]:
             latest = action.get("latestExecution") or {}
             if latest.get("status") != "InProgress" or not latest.get("token"):
                 continue
-            release_id = _execution_release_id(stage, target, session, execution_id)
+            release_id = execution_release_id(stage, target, execution_id, session)
             pending.append(
                 PendingApproval(
                     stage.stage, release_id, execution_id, str(latest.get("lastStatusChange", "")),
@@ -80,23 +77,6 @@ def _aws_pending(stage: StageConfig, target: Target) -> list[PendingApproval]:
                 )
             )
     return pending
-
-
-def _execution_release_id(stage: StageConfig, target: Target, session, execution_id: str | None) -> str:
-    """The release id in the source commit of a pipeline execution (what the approver approves)."""
-    pipeline = target.client(stage, "codepipeline", session)
-    execution = pipeline.get_pipeline_execution(
-        pipelineName=stage.release_pipeline_name, pipelineExecutionId=execution_id
-    )["pipelineExecution"]
-    revisions = execution.get("artifactRevisions") or []
-    if not revisions:
-        raise ApprovalMissing(f"pipeline execution {execution_id} has no source revision")
-    commit = revisions[0]["revisionId"]
-    codecommit = target.client(stage, "codecommit", session)
-    blob = codecommit.get_file(
-        repositoryName=stage.env_repository_name, commitSpecifier=commit, filePath=MANIFEST_PATH
-    )["fileContent"]
-    return json.loads(blob)["release_id"]
 
 
 def decide(

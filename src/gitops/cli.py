@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from gitops.errors import GitopsError
+from gitops.errors import GitopsError, aws_error_text
 
 app = typer.Typer(
     name="gitops",
@@ -77,10 +78,20 @@ def main() -> None:
     try:
         app()
     except GitopsError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         if exc.hint:
             err.print(f"[dim]hint: {exc.hint}[/]", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: nothing was left half-written")
         sys.exit(130)
+    except Exception as exc:
+        # AWS answered with an error (no credentials, access denied, approval already decided...):
+        # one line, like every other failure; anything else is a bug and keeps its traceback.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise
+        err.print(f"[bold red]error:[/] AWS: {escape(aws_error_text(exc))}", soft_wrap=True)
+        err.print("[dim]hint: check the stage's credentials and region (AWS_PROFILE, or this build's role)[/]")
+        sys.exit(1)

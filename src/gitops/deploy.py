@@ -22,7 +22,7 @@ from typing import Any
 
 from gitops.assets import sha256_bytes
 from gitops.config import StageConfig, kms_alias_arn
-from gitops.errors import GitopsError
+from gitops.errors import GitopsError, aws_error_text
 from gitops.pipelines import canonical_json
 from gitops.release import ReleaseManifest, load_release, load_stage_config_from_release
 from gitops.target import Target
@@ -78,6 +78,8 @@ _BOOTSTRAP_PARAMETER = re.compile(r"^/cdk-bootstrap/([A-Za-z0-9_-]+)/version$")
 _OK_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 # A stack in one of these holds no resources: it is deleted and created afresh.
 _EMPTY_STACK_STATES = ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE")
+# States in which a stack (and so the role the first stack creates) exists and can be used.
+_USABLE_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 
 
@@ -730,19 +732,6 @@ def aws_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError, ResponseParserError)
 
 
-def aws_error_text(exc: BaseException) -> str:
-    """One line from a botocore error (moto sometimes answers with JSON botocore cannot parse)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        err = response["Error"]
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
-    text = str(exc)
-    match = re.search(r'"message":\s*"((?:[^"\\]|\\.)*)', text)
-    if match:
-        return match.group(1)
-    return (text.strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
@@ -818,6 +807,7 @@ class _StageDeploy:
         self.target = target
         self.say = say
         self.requested_arn = model_package_arn
+        self.execution_role_arn: str | None = None
         self.model_arn: str | None = None
         self.aws = StageClients(target, plan.config)
         self.delay = 0.1 if target.is_local else 5.0
@@ -1027,6 +1017,7 @@ class _StageDeploy:
                 Parameters=parameters,
                 Capabilities=CAPABILITIES,
                 Description=f"gitops release {self.plan.manifest.short_id}",
+                **({"RoleARN": self.execution_role_arn} if self.execution_role_arn else {}),
                 **self.template_location(stack),
             )
             change_set = _poll(
@@ -1169,6 +1160,20 @@ class _StageDeploy:
 
     # -- the whole stage
 
+    def cfn_execution_role(self) -> str | None:
+        """The role CloudFormation acts as: the stage's cfn-exec role, once the first stack created it.
+
+        The very first deploy of a stage (from a workstation, before any of its stacks exist)
+        runs as the caller; every later one, the pipeline's included, passes the role, so the
+        deploy build role itself needs no rights to create what the templates hold.
+        """
+        first = self.plan.stacks[0].stack_name if self.plan.stacks else None
+        live = stack_status(self.aws.cfn, first) if first else None
+        if live is None or live["StackStatus"] not in _USABLE_STACK_STATES:
+            self.say(f"{first}: not deployed yet; CloudFormation acts as the caller for this first deploy")
+            return None
+        return f"arn:aws:iam::{self.config.account}:role/{self.config.cfn_execution_role_name}"
+
     def run(self) -> None:
         timings = self.report.timings
 
@@ -1189,6 +1194,7 @@ class _StageDeploy:
             timed("stack-assets", self.upload_stack_assets)
 
             def stacks() -> None:
+                self.execution_role_arn = self.cfn_execution_role()
                 for stack in self.plan.stacks:
                     result = self.deploy_stack(stack)
                     self.report.stacks.append(result)

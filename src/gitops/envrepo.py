@@ -8,11 +8,12 @@ head, converging instead of duplicating (DESIGN §7.3, §7.4).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from gitops.release import MANIFEST, ReleaseManifest, load_release, read_manifes
 RELEASE_DIR = "release"
 BRANCH = "main"
 TRAILER = "Release-Id"
+# Whatever the user's git config says: no global ignores, no line-ending filters on release files.
+_VERBATIM = ("-c", "core.excludesFile=/dev/null", "-c", "core.autocrlf=false", "-c", "core.safecrlf=false")
 
 
 class EnvRepoError(GitopsError):
@@ -46,9 +49,29 @@ class PushResult:
     attempts: int
 
 
+# AWS credentials git-remote-codecommit uses for the repository at hand (empty: the caller's own).
+_credentials: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def acting_as(credentials: dict[str, str]) -> Iterator[None]:
+    """Run the git calls inside with these AWS credentials (a role in the repository's account)."""
+    saved = dict(_credentials)
+    _credentials.clear()
+    _credentials.update(credentials)
+    try:
+        yield
+    finally:
+        _credentials.clear()
+        _credentials.update(saved)
+
+
 def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_credentials}
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    except FileNotFoundError as exc:
+        raise EnvRepoError("git is not installed (or not on PATH): env repositories are git repositories") from exc
     if check and result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise EnvRepoError(f"git {args[0]} failed: {last}")
@@ -61,7 +84,9 @@ def _identity() -> list[str]:
 
 
 def clone(url: str, into: Path, depth: int | None = 1) -> Path:
-    args = ["clone", "-q", "--branch", BRANCH, "--single-branch", "--no-tags"]
+    # Checked out byte for byte, and kept so for later commits (`--config` persists in the clone).
+    args = [*_VERBATIM, "clone", "-q", "--branch", BRANCH, "--single-branch", "--no-tags",
+            "--config", "core.autocrlf=false", "--config", "core.excludesFile=/dev/null"]
     if depth:
         args += ["--depth", str(depth)]
     result = git(*args, url, str(into), check=False)
@@ -113,6 +138,25 @@ def release_at(url: str, release_id: str, into: Path) -> Path:
     return into
 
 
+def _check_committed(work: Path, manifest: ReleaseManifest) -> None:
+    """What is pushed is the commit, not the work tree: its blobs must hash as the manifest lists."""
+    import hashlib
+
+    listing = git("ls-tree", "-r", "-z", "HEAD", "--", RELEASE_DIR, cwd=work).stdout.split("\0")
+    blobs = {}
+    for entry in filter(None, listing):
+        meta, path = entry.split("\t", 1)
+        blobs[path.removeprefix(RELEASE_DIR + "/")] = meta.split()[2]
+    expected = set(manifest.files) | {MANIFEST}
+    if set(blobs) != expected:
+        odd = sorted(set(blobs) ^ expected)[0]
+        raise EnvRepoError(f"the commit's release/ differs from the release at {odd}; nothing was pushed")
+    for rel, sha in manifest.files.items():
+        data = subprocess.run(["git", "cat-file", "blob", blobs[rel]], cwd=work, capture_output=True, check=True).stdout
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise EnvRepoError(f"the commit's release/{rel} differs from the release; nothing was pushed")
+
+
 def _replace_release(work: Path, release_dir: Path) -> None:
     target = work / RELEASE_DIR
     shutil.rmtree(target, ignore_errors=True)
@@ -144,10 +188,11 @@ def push_release(
             _replace_release(work, release_dir)
             if load_release(work / RELEASE_DIR).release_id != manifest.release_id:
                 raise EnvRepoError(f"{release_dir}: copy into the env repo does not reproduce the release id")
-            git("add", "-A", "--", RELEASE_DIR, cwd=work)
+            git(*_VERBATIM, "add", "-A", "-f", "--", RELEASE_DIR, cwd=work)
             lines = [subject, "", f"{TRAILER}: {manifest.release_id}"]
             lines += [f"{k}: {v}" for k, v in (trailers or {}).items()]
-            git(*_identity(), "commit", "-q", "-m", "\n".join(lines), cwd=work)
+            git(*_identity(), *_VERBATIM, "commit", "-q", "-m", "\n".join(lines), cwd=work)
+            _check_committed(work, manifest)
             if before_push:
                 before_push(work)
             pushed = git("push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}", cwd=work, check=False)

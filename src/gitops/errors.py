@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class GitopsError(Exception):
     """Base of every error the CLI reports as one clear line (never a traceback)."""
@@ -36,3 +38,16 @@ class ReleaseError(GitopsError):
     """A release directory is missing, incomplete or does not match its manifest."""
 
     hint = "re-run `gitops render` to produce a complete release"
+
+
+def aws_error_text(exc: BaseException) -> str:
+    """One line from a botocore error (moto sometimes answers with JSON botocore cannot parse)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        err = response["Error"]
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    text = str(exc)
+    match = re.search(r'"message":\s*"((?:[^"\\]|\\.)*)', text)
+    if match:
+        return match.group(1)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]

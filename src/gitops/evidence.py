@@ -7,8 +7,9 @@ id is tied to that execution through the source commit it checked out.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gitops.config import StageConfig
@@ -18,6 +19,7 @@ from gitops.target import Target
 
 # Set on every CodeBuild action by infra (components/pipeline_actions.py) from #{codepipeline.PipelineExecutionId}.
 EXECUTION_ENV = "PIPELINE_EXECUTION_ID"
+MANIFEST_PATH = "release/manifest.json"
 APPROVAL_STAGE = "Approve"
 
 
@@ -42,13 +44,37 @@ class LocalEvidence:
         return self.state.approval(stage.stage, release_id)
 
 
+def execution_release_id(stage: StageConfig, target: Target, execution_id: str | None, session: Any = None) -> str:
+    """The release id in the source commit of a pipeline execution (what the approver approves)."""
+    pipeline = target.client(stage, "codepipeline", session)
+    execution = pipeline.get_pipeline_execution(
+        pipelineName=stage.release_pipeline_name, pipelineExecutionId=execution_id
+    )["pipelineExecution"]
+    revisions = execution.get("artifactRevisions") or []
+    if not revisions:
+        raise ApprovalMissing(f"pipeline execution {execution_id} has no source revision")
+    commit = revisions[0]["revisionId"]
+    codecommit = target.client(stage, "codecommit", session)
+    blob = codecommit.get_file(
+        repositoryName=stage.env_repository_name, commitSpecifier=commit, filePath=MANIFEST_PATH
+    )["fileContent"]
+    return json.loads(blob)["release_id"]
+
+
 @dataclass
 class PipelineEvidence:
     """Evidence read from the CodePipeline execution that runs this Promote action."""
 
     target: Target
     execution_id: str
-    held_release_id: str  # the release in the execution's source artifact (CODEBUILD_SRC_DIR)
+    # The release in the execution's source commit, read from the repository (never from the
+    # caller's --release): an approval in this execution is an approval of exactly that release.
+    _held: dict[str, str] = field(default_factory=dict)
+
+    def held_release_id(self, stage: StageConfig) -> str:
+        if stage.stage not in self._held:
+            self._held[stage.stage] = execution_release_id(stage, self.target, self.execution_id)
+        return self._held[stage.stage]
 
     def _actions(self, stage: StageConfig) -> list[dict[str, Any]]:
         client = self.target.client(stage, "codepipeline")
@@ -72,10 +98,10 @@ class PipelineEvidence:
         return None
 
     def verified(self, stage: StageConfig, release_id: str) -> bool:
-        return release_id == self.held_release_id and self._succeeded(stage, "Verify") is not None
+        return release_id == self.held_release_id(stage) and self._succeeded(stage, "Verify") is not None
 
     def approval(self, stage: StageConfig, release_id: str) -> Approval | None:
-        if release_id != self.held_release_id:
+        if release_id != self.held_release_id(stage):
             return None
         action = self._succeeded(stage, APPROVAL_STAGE)
         if action is None:
@@ -93,7 +119,7 @@ class PipelineEvidence:
         )
 
 
-def evidence_for(target: Target, held_release_id: str) -> Evidence:
+def evidence_for(target: Target) -> Evidence:
     if target.is_local:
         assert target.local_dir is not None
         return LocalEvidence(LocalState(target.local_dir))
@@ -102,7 +128,7 @@ def evidence_for(target: Target, held_release_id: str) -> Evidence:
         raise EvidenceError(
             f"{EXECUTION_ENV} is not set: on AWS, promote runs inside the pipeline execution it promotes"
         )
-    return PipelineEvidence(target, execution_id, held_release_id)
+    return PipelineEvidence(target, execution_id)
 
 
 def require_approved(evidence: Evidence, stage: StageConfig, release_id: str) -> Approval:

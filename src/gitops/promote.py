@@ -87,14 +87,16 @@ def promote_release(
         raise PromotionRefused(f"release {manifest.short_id} was not deployed and verified in {from_stage}")
     approval = require_approved(evidence, source, manifest.release_id)
     url = target.env_repo_url(dest)
-    _, held = envrepo.current_release(url)
     trailers = {
         "Promoted-From": from_stage,
         "Approved-By": approval.decided_by or "unknown",
     }
-    pushed = envrepo.push_release(
-        url, release_dir, f"Promote release {manifest.short_id} from {from_stage}", trailers, before_push=before_push
-    )
+    with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
+        _, held = envrepo.current_release(url)
+        pushed = envrepo.push_release(
+            url, release_dir, f"Promote release {manifest.short_id} from {from_stage}", trailers,
+            before_push=before_push,
+        )
     return MoveResult(to_stage, manifest.release_id, pushed.commit, pushed.changed, held.release_id if held else None)
 
 

@@ -100,8 +100,10 @@ def read_manifest(release_dir: Path) -> ReleaseManifest:
     path = release_dir / MANIFEST
     try:
         return ReleaseManifest.model_validate_json(path.read_bytes())
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise ReleaseError(f"{release_dir}: not a release (no {MANIFEST})") from exc
+    except OSError as exc:
+        raise ReleaseError(f"{path}: cannot be read: {exc.strerror}") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])

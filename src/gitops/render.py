@@ -112,9 +112,10 @@ class PartCache:
 
 # What each part is a function of (repository-relative paths).
 ENGINE_INPUTS = ("src/gitops", "pyproject.toml", "README.md")
+# infra imports the engine (names, the buildspec model, the execution-id variable) and renders
+# cdk-nag's report with it: the whole engine is an input, so a cached template never disagrees with it.
 INFRA_INPUTS = (
-    "infra", "cdk.json", "buildspecs", "seed_repo", "prod_repo", "pipeline_defs/features.py",
-    "src/gitops/config.py", "src/gitops/synth.py", "src/gitops/assets.py", "src/gitops/scan/cdk_nag.py",
+    "infra", "cdk.json", "buildspecs", "seed_repo", "prod_repo", "pipeline_defs/features.py", "src/gitops",
 )
 PIPELINE_INPUTS = ("pipeline_defs", "src/gitops/pipelines.py", "src/gitops/assets.py", "src/gitops/config.py")
 
@@ -222,6 +223,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     root = root.resolve()
+    _refuse_foreign_directory(root, out)
     stages = load_stages(root)
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
@@ -291,6 +293,15 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     if not unchanged:
         write_release_dir(out, files, manifest)
     return RenderResult(manifest, out, round(time.perf_counter() - started, 2), timings, cached, unchanged)
+
+
+def _refuse_foreign_directory(root: Path, out: Path) -> None:
+    """Replacing `out` deletes it: only ever replace a release, never a source directory."""
+    out = out.resolve()
+    if out == root or root.is_relative_to(out):
+        raise GitopsError(f"--out {out}: is the repository (or holds it); choose a release directory such as release/")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())):
+        raise GitopsError(f"--out {out}: exists and is not a release (no manifest.json); refusing to replace it")
 
 
 def _same_release(out: Path, manifest: ReleaseManifest) -> bool:

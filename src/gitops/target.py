@@ -62,6 +62,26 @@ class Target:
         session = session or self.session(stage)
         return session.client(service, endpoint_url=self.endpoint_url)
 
+    def repo_credentials(self, stage: StageConfig) -> dict[str, str]:
+        """AWS credentials for git on the stage's env repository; empty means the caller's own.
+
+        On AWS a promotion pushes into another account's repository: the Promote build has
+        TARGET_STAGE and TARGET_ROLE_ARN (set by infra), and assumes that role for this stage.
+        """
+        role = os.environ.get("TARGET_ROLE_ARN")
+        if self.is_local or not role or os.environ.get("TARGET_STAGE") != stage.stage:
+            return {}
+        import boto3
+
+        sts = boto3.Session(region_name=stage.region).client("sts")
+        creds = sts.assume_role(RoleArn=role, RoleSessionName=f"gitops-promote-{stage.stage}")["Credentials"]
+        return {
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+            "AWS_REGION": stage.region,
+        }
+
     def env_repo_url(self, stage: StageConfig) -> str:
         """The git URL of the stage's environment repository."""
         if self.is_local:

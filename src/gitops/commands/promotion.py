@@ -88,8 +88,8 @@ def promote(
             if from_stage not in stages:
                 raise GitopsError(f"--from {from_stage}: no such stage (have {', '.join(stages)})")
             release = held_release(stages[from_stage], resolved, Path(tmp) / "release")
-        manifest = load_release(release)
-        evidence = evidence_for(resolved, manifest.release_id)
+        load_release(release)
+        evidence = evidence_for(resolved)
         result = promote_release(release, from_stage, to_stage, resolved, evidence)
     _move_report(result, "promote", as_json)
 
