@@ -25,6 +25,7 @@ from gitops.deploy import (
     TemplateError,
     deploy_stage,
     embedded_projection,
+    plan_stage,
     stack_order,
     validate_template,
 )
@@ -695,3 +696,32 @@ def test_cloudformation_acts_as_the_stage_execution_role_once_it_exists(tmp_path
     assert deploy_stage(release, "dev", target).ok
     role = f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-cfn-exec"
     assert sent and all(p.get("RoleARN") == role for p in sent)
+
+
+def test_an_edited_manifest_summary_cannot_change_what_deploys(tmp_path: Path):
+    """The summary is outside the release id: dropping a stack from it must not drop it from deploy."""
+    from gitops.errors import ReleaseError
+    from gitops.release import read_manifest, write_manifest
+
+    release = make_release(tmp_path / "r")
+    manifest = read_manifest(release)
+    del manifest.stages["dev"].stacks["Inference"]
+    write_manifest(release, manifest)
+    with pytest.raises(ReleaseError, match="stage 'dev': the summary's stacks or pipelines differ from its files"):
+        plan_stage(release, "dev", Target("local", tmp_path, "http://127.0.0.1:1"))
+
+
+def test_deploy_refuses_an_env_repository_of_another_stage(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "env" / "release").mkdir(parents=True)
+    (tmp_path / "env" / "STAGE").write_text("dev\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "deploy", "--stage", "prod", "--release", str(tmp_path / "env" / "release"),
+         "--target", "aws"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 1
+    assert "belongs to stage 'dev', not 'prod'" in done.stderr.splitlines()[0]

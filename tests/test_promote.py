@@ -15,7 +15,15 @@ from gitops.envrepo import EnvRepoError
 from gitops.evidence import LocalEvidence
 from gitops.pipelines import canonical_json
 from gitops.promote import PromotionRefused, promote_release, publish_release, rollback_stage
-from gitops.release import ReleaseManifest, ScanRecord, compute_release_id, stage_config_path, write_release_dir
+from gitops.release import (
+    ReleaseManifest,
+    ScanRecord,
+    StackSummary,
+    StageSummary,
+    compute_release_id,
+    stage_config_path,
+    write_release_dir,
+)
 from gitops.state import ApprovalMissing, LocalState
 from gitops.target import Target
 
@@ -34,7 +42,14 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
         source_commit=None,
         tool_versions={},
         engine_wheel="assets/none/engine.whl",
-        stages={},
+        stages={
+            name: StageSummary(
+                account=cfg.account, region=cfg.region, promote_to=cfg.promote_to, pipelines={},
+                stacks={"Base": StackSummary(stack_name=f"{cfg.prefix}-base", resources=0, resource_types={})}
+                if name == "dev" else {},
+            )
+            for name, cfg in STAGES.items()
+        },
         files=hashes,
         scan=ScanRecord(release_id=release_id, passed=scan_passed) if scanned else None,
     )

@@ -24,7 +24,7 @@ from gitops.assets import sha256_bytes
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import GitopsError, aws_error_text
 from gitops.pipelines import canonical_json
-from gitops.release import ReleaseManifest, load_release, load_stage_config_from_release
+from gitops.release import ReleaseManifest, check_stage_summary, load_release, load_stage_config_from_release
 from gitops.target import Target
 
 Progress = Callable[[str], None]
@@ -650,6 +650,7 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
     if summary is None:
         have = ", ".join(sorted(manifest.stages)) or "none"
         raise DeployError(f"{release_dir}: release {manifest.short_id} has no stage '{stage}' (has {have})")
+    check_stage_summary(release_dir, manifest, stage)  # the summary is not hashed: the files must bear it out
     config = load_stage_config_from_release(release_dir, stage)
     if (config.account, config.region) != (summary.account, summary.region):
         raise DeployError(

@@ -129,6 +129,46 @@ def load_release(release_dir: Path) -> ReleaseManifest:
     return manifest
 
 
+def check_stage_summary(release_dir: Path, manifest: ReleaseManifest, stage: str) -> None:
+    """A stage's summary says what deploy acts on; it must agree with the hashed files.
+
+    The release id covers the files only, so the summary is trusted only as far as the files bear
+    it out: every template and pipeline file listed, stack and pipeline names and the account as
+    the hashed config and asset files say.
+    """
+    where = release_dir / MANIFEST
+    summary = manifest.stages.get(stage)
+    if summary is None:
+        raise ReleaseError(f"{where}: the release has no stage '{stage}'")
+    base = f"stages/{stage}/"
+    templates = {
+        r[len(base + "templates/"):].removesuffix(".template.json")
+        for r in manifest.files if r.startswith(base + "templates/") and r.endswith(".template.json")
+    }
+    pipelines = {
+        r[len(base + "pipelines/"):].removesuffix(".json")
+        for r in manifest.files
+        if r.startswith(base + "pipelines/")
+    }
+    if templates != set(summary.stacks) or pipelines != set(summary.pipelines):
+        raise ReleaseError(f"{where}: stage '{stage}': the summary's stacks or pipelines differ from its files")
+    if stage_config_path(stage) in manifest.files:
+        cfg = load_stage_config_from_release(release_dir, stage)
+        if (cfg.account, cfg.region) != (summary.account, summary.region):
+            raise ReleaseError(f"{where}: stage '{stage}': account/region differ from {stage_config_path(stage)}")
+        for name, pipe in summary.pipelines.items():
+            if pipe.pipeline_name != cfg.pipeline_name(name):
+                raise ReleaseError(f"{where}: stage '{stage}': pipeline '{name}' is misnamed in the summary")
+    for name, stack in summary.stacks.items():
+        assets = f"{base}templates/{name}.assets.json"
+        if assets in manifest.files:
+            declared = json.loads((release_dir / assets).read_bytes()).get("stack_name")
+            if declared != stack.stack_name:
+                raise ReleaseError(f"{where}: stage '{stage}': stack '{name}' is misnamed in the summary")
+
+
+
+
 def stage_config_path(stage: str) -> str:
     return f"stages/{stage}/config.json"
 

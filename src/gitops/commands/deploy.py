@@ -9,8 +9,20 @@ import typer
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, err, out, target_from
+from gitops.errors import GitopsError
 
 ReleaseDirOpt = Annotated[Path, typer.Option("--release", help="Release directory (an env repo's release/).")]
+STAGE_MARKER = "STAGE"  # at an env repository's root (seed_repo/, prod_repo/): the stage it belongs to
+
+
+def check_stage_marker(release: Path, stage: str) -> None:
+    """In an env repository checkout, act only on the stage the repository belongs to."""
+    marker = release.resolve().parent / STAGE_MARKER
+    if marker.is_file() and marker.read_text().strip() != stage:
+        raise GitopsError(
+            f"{marker}: this environment repository belongs to stage '{marker.read_text().strip()}',"
+            f" not '{stage}'; refusing to act on it"
+        )
 
 
 @app.command()
@@ -28,6 +40,7 @@ def deploy(
     """Upload assets, deploy the stage's stacks with change sets, upsert its SageMaker pipelines."""
     from gitops.deploy import deploy_stage
 
+    check_stage_marker(release, stage)
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
     report = deploy_stage(release, stage, target_from(root, target), progress=progress,
                           model_package_arn=model_package_arn)
@@ -60,6 +73,7 @@ def verify(
     from gitops.state import LocalState
     from gitops.verify import verify_stage
 
+    check_stage_marker(release, stage)
     resolved = target_from(root, target)
     progress = None if as_json else (lambda msg: err.print(f"[dim]verify[/] {msg}"))
     report = verify_stage(release, stage, resolved, progress=progress)
