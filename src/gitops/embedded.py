@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import StageConfig
+from gitops.envrepo import commit_identity, git
 from gitops.errors import GitopsError
 
 SERVER_FILE = "moto.json"
@@ -135,14 +136,6 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise EmbeddedError(f"git {' '.join(args)}: {result.stderr.strip().splitlines()[-1:]}")
-    return result.stdout
-
-
 def seed_env_repo(root: Path, local_dir: Path, stage: StageConfig) -> Path:
     """Create the stage's bare env repository from seed_repo/ or prod_repo/ (idempotent)."""
     bare = local_dir / "repos" / f"{stage.stage}.git"
@@ -155,14 +148,10 @@ def seed_env_repo(root: Path, local_dir: Path, stage: StageConfig) -> Path:
     tmp_bare = Path(tempfile.mkdtemp(dir=bare.parent, prefix=f".{stage.stage}."))
     with tempfile.TemporaryDirectory(prefix="gitops-seed-") as work:
         shutil.copytree(seed, work, dirs_exist_ok=True)
-        _git("init", "-q", "-b", "main", cwd=Path(work))
-        _git("add", "-A", cwd=Path(work))
-        _git(*_identity(), "commit", "-q", "-m", f"Seed the {stage.stage} environment repository", cwd=Path(work))
-        _git("clone", "-q", "--bare", work, str(tmp_bare / "repo.git"))
+        git("init", "-q", "-b", "main", cwd=Path(work))
+        git("add", "-A", cwd=Path(work))
+        git(*commit_identity(), "commit", "-q", "-m", f"Seed the {stage.stage} environment repository", cwd=Path(work))
+        git("clone", "-q", "--bare", work, str(tmp_bare / "repo.git"))
     os.rename(tmp_bare / "repo.git", bare)
     shutil.rmtree(tmp_bare, ignore_errors=True)
     return bare
-
-
-def _identity() -> list[str]:
-    return ["-c", "user.name=gitops", "-c", "user.email=gitops@localhost"]

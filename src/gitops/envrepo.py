@@ -78,7 +78,8 @@ def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
     return result
 
 
-def _identity() -> list[str]:
+def commit_identity() -> list[str]:
+    """git -c options naming the engine as committer (env repositories record who moved them in trailers)."""
     name = os.environ.get("GITOPS_GIT_AUTHOR", "gitops")
     return ["-c", f"user.name={name}", "-c", "user.email=gitops@localhost", "-c", "commit.gpgsign=false"]
 
@@ -191,7 +192,7 @@ def push_release(
             git(*_VERBATIM, "add", "-A", "-f", "--", RELEASE_DIR, cwd=work)
             lines = [subject, "", f"{TRAILER}: {manifest.release_id}"]
             lines += [f"{k}: {v}" for k, v in (trailers or {}).items()]
-            git(*_identity(), *_VERBATIM, "commit", "-q", "-m", "\n".join(lines), cwd=work)
+            git(*commit_identity(), *_VERBATIM, "commit", "-q", "-m", "\n".join(lines), cwd=work)
             _check_committed(work, manifest)
             if before_push:
                 before_push(work)
