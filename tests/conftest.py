@@ -16,9 +16,9 @@ from types import ModuleType
 
 import pytest
 
-from gitops.assets import AssetRegistry
+from gitops.release.assets import AssetRegistry
 from gitops.config import StageConfig, load_stages
-from gitops.pipelines import build_pipeline, fast_sdk_config_validation, offline_sagemaker
+from gitops.release.pipelines import build_pipeline, fast_sdk_config_validation, offline_sagemaker
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,10 +17,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from gitops.approval import decide, pending_approvals
+from gitops.promotion.approval import decide, pending_approvals
 from gitops.config import load_stages
-from gitops.evidence import EvidenceError, PipelineEvidence, evidence_for, require_approved
-from gitops.state import ApprovalMissing
+from gitops.promotion.evidence import EvidenceError, PipelineEvidence, evidence_for, require_approved
+from gitops.promotion.state import ApprovalMissing
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.buildspec import BuildResult, BuildspecError, load_buildspec, parse_buildspec, run_buildspec
+from gitops.release.buildspec import BuildResult, BuildspecError, load_buildspec, parse_buildspec, run_buildspec
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}

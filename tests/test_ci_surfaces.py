@@ -22,7 +22,7 @@ import typer
 import yaml
 
 from gitops import cli
-from gitops.buildspec import load_buildspec
+from gitops.release.buildspec import load_buildspec
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"

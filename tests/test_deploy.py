@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gitops.assets import sha256_bytes
+from gitops.release.assets import sha256_bytes
 from gitops.config import StageConfig
-from gitops.deploy import (
+from gitops.deploy.apply import (
     DeployError,
     DeployFailed,
     TemplateError,
@@ -29,9 +29,9 @@ from gitops.deploy import (
     stack_order,
     validate_template,
 )
-from gitops.embedded import start_server, stop_server
-from gitops.pipelines import canonical_json
-from gitops.release import (
+from gitops.local.embedded import start_server, stop_server
+from gitops.release.pipelines import canonical_json
+from gitops.release.manifest import (
     PipelineSummary,
     ReleaseManifest,
     StackSummary,
@@ -615,7 +615,7 @@ def rendered_release(tmp_path_factory) -> tuple[Path, float]:
     """The repository's release and its render time, rendered once per session (the render cache helps)."""
     if not (ROOT / "infra" / "app.py").exists():
         pytest.skip("infra/app.py does not exist yet")
-    from gitops.render import render_release
+    from gitops.release.render import render_release
 
     out = tmp_path_factory.mktemp("release") / "release"
     return out, render_release(ROOT, out).seconds
@@ -623,7 +623,7 @@ def rendered_release(tmp_path_factory) -> tuple[Path, float]:
 
 @pytest.mark.slow
 def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_release, target: Target, capsys):
-    from gitops.verify import verify_stage
+    from gitops.deploy.verify import verify_stage
 
     release, render_seconds = rendered_release
     started = time.perf_counter()
@@ -659,7 +659,7 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
 
 
 def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, monkeypatch):
-    import gitops.deploy as deploy_module
+    import gitops.deploy.apply as deploy_module
 
     fresh = deploy_module.MotoCapabilities(tmp_path)
     answers = (fresh.supports("AWS::S3::Bucket"), fresh.supports("AWS::CodePipeline::Pipeline"),
@@ -701,7 +701,7 @@ def test_cloudformation_acts_as_the_stage_execution_role_once_it_exists(tmp_path
 def test_an_edited_manifest_summary_cannot_change_what_deploys(tmp_path: Path):
     """The summary is outside the release id: dropping a stack from it must not drop it from deploy."""
     from gitops.errors import ReleaseError
-    from gitops.release import read_manifest, write_manifest
+    from gitops.release.manifest import read_manifest, write_manifest
 
     release = make_release(tmp_path / "r")
     manifest = read_manifest(release)

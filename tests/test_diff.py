@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gitops.assets import sha256_bytes
+from gitops.release.assets import sha256_bytes
 from gitops.config import load_stages
-from gitops.diff import ReleaseDiff, diff_releases
-from gitops.embedded import seed_env_repo
+from gitops.release.diff import ReleaseDiff, diff_releases
+from gitops.local.embedded import seed_env_repo
 from gitops.errors import ReleaseError
-from gitops.pipelines import canonical_json
-from gitops.promote import publish_release
-from gitops.release import (
+from gitops.release.pipelines import canonical_json
+from gitops.promotion.promote import publish_release
+from gitops.release.manifest import (
     ReleaseManifest,
     ScanRecord,
     StageSummary,

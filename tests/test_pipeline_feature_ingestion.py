@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops.config import kms_alias_arn
-from gitops.pipelines import canonical_json
+from gitops.release.pipelines import canonical_json
 
 NAME = "feature_ingestion"
 STAGES = ("dev", "prod")

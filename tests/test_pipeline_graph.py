@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from gitops.errors import PipelineDefinitionError
-from gitops.pipelines import validate_definition
+from gitops.release.pipelines import validate_definition
 
 GOOD = {
     "Version": "2020-12-01",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.pipeline_runner import (
+from gitops.local.codepipeline import (
     ApprovalAction,
     CodeBuildAction,
     ExecutionRecord,
@@ -329,7 +329,7 @@ def rendered_release(tmp_path_factory) -> Path:
     """The release rendered from this repository (slow: CDK synth + pipeline builds, cached)."""
     if not (ROOT / "infra" / "app.py").exists():
         pytest.skip("infra/app.py does not exist yet")
-    from gitops.render import render_release
+    from gitops.release.render import render_release
 
     out = tmp_path_factory.mktemp("release") / "release"
     render_release(ROOT, out)

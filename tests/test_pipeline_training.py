@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from gitops.config import kms_alias_arn
-from gitops.pipelines import canonical_json
+from gitops.release.pipelines import canonical_json
 
 NAME = "training"
 STAGES = ("dev", "prod")

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from gitops import envrepo
-from gitops.assets import sha256_bytes
+from gitops.promotion import envrepo
+from gitops.release.assets import sha256_bytes
 from gitops.config import load_stages
-from gitops.embedded import seed_env_repo
-from gitops.envrepo import EnvRepoError
-from gitops.evidence import LocalEvidence
-from gitops.pipelines import canonical_json
-from gitops.promote import PromotionRefused, promote_release, publish_release, rollback_stage
-from gitops.release import (
+from gitops.local.embedded import seed_env_repo
+from gitops.promotion.envrepo import EnvRepoError
+from gitops.promotion.evidence import LocalEvidence
+from gitops.release.pipelines import canonical_json
+from gitops.promotion.promote import PromotionRefused, promote_release, publish_release, rollback_stage
+from gitops.release.manifest import (
     ReleaseManifest,
     ScanRecord,
     StackSummary,
@@ -24,7 +24,7 @@ from gitops.release import (
     stage_config_path,
     write_release_dir,
 )
-from gitops.state import ApprovalMissing, LocalState
+from gitops.promotion.state import ApprovalMissing, LocalState
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
+from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
 from gitops.errors import ReleaseError
-from gitops.release import ReleaseManifest, compute_release_id, load_release, write_release_dir
+from gitops.release.manifest import ReleaseManifest, compute_release_id, load_release, write_release_dir
 
 
 def _manifest(files: dict[str, bytes]) -> ReleaseManifest:
@@ -92,7 +92,7 @@ def test_archives_are_reproducible(tmp_path: Path):
 @pytest.mark.parametrize("target", ["src-like", "repo-root"])
 def test_render_never_replaces_a_directory_that_is_not_a_release(tmp_path: Path, target: str):
     from gitops.errors import GitopsError
-    from gitops.render import render_release
+    from gitops.release.render import render_release
 
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gitops.errors import ConfigError, PipelineDefinitionError
-from gitops.release import load_release
-from gitops.render import render_release
+from gitops.release.manifest import load_release
+from gitops.release.render import render_release
 
 ROOT = Path(__file__).resolve().parents[1]
 GITOPS = [sys.executable, "-m", "gitops"]

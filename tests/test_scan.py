@@ -22,10 +22,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from gitops.assets import AssetRegistry, sha256_bytes
+from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.config import StageConfig
-from gitops.pipelines import canonical_json
-from gitops.release import (
+from gitops.release.pipelines import canonical_json
+from gitops.release.manifest import (
     ReleaseManifest,
     StackSummary,
     StageSummary,
@@ -118,7 +118,7 @@ def source_tree(path: Path, *, secret: bool) -> Path:
 @pytest.fixture(scope="module")
 def insecure(tmp_path_factory, checkov_env) -> dict:
     """The insecure app synthesized (cdk-nag included) into a release, scanned once through the CLI."""
-    from gitops.synth import synthesize
+    from gitops.release.synth import synthesize
 
     base = tmp_path_factory.mktemp("insecure")
     saved_env, saved_path = dict(os.environ), list(sys.path)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops.release import load_release
-from gitops.render import render_release
+from gitops.release.manifest import load_release
+from gitops.release.render import render_release
 from gitops.scan import load_policy, scan_release
 from gitops.scan.policy import MIN_REASON
 

@@ -18,11 +18,11 @@ from test_deploy import (
     reset_moto,
 )
 
-from gitops.deploy import DeployError, deploy_stage
+from gitops.deploy.apply import DeployError, deploy_stage
 from gitops.errors import GitopsError
-from gitops.pipelines import canonical_json
+from gitops.release.pipelines import canonical_json
 from gitops.target import Target
-from gitops.verify import VerificationFailed, verify_stage
+from gitops.deploy.verify import VerificationFailed, verify_stage
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from aws_cdk import aws_codebuild as codebuild
 
-from gitops.buildspec import parse_buildspec
+from gitops.release.buildspec import parse_buildspec
 from gitops.errors import SynthError
 
 BUILDSPEC_DIR = "buildspecs"

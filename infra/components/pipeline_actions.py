@@ -10,7 +10,7 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_sns as sns
 
 from gitops.config import StageConfig
-from gitops.evidence import EXECUTION_ENV
+from gitops.promotion.evidence import EXECUTION_ENV
 
 SOURCE_NAMESPACE = "SourceVariables"
 BRANCH = "main"

@@ -10,7 +10,7 @@ the training steps it runs without network isolation.
 
 from __future__ import annotations
 
-from gitops.pipelines import PipelineContext
+from gitops.release.pipelines import PipelineContext
 from pipeline_defs.common import CUSTOMER_EXPORTS, features_input, s3_input, s3_output, script_processor
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from gitops.pipelines import PipelineContext
+from gitops.release.pipelines import PipelineContext
 from pipeline_defs.common import (
     CUSTOMER_EXPORTS,
     features_input,

@@ -104,7 +104,7 @@ def resolve_target(root: Path | None = None, kind: str | None = None) -> Target:
         return Target("aws")
     if kind != "local":
         raise TargetError(f"unknown target '{kind}' (GITOPS_TARGET / --target): use 'aws' or 'local'")
-    from gitops.embedded import read_server
+    from gitops.local.embedded import read_server
 
     local_dir = Path(os.environ.get(LOCAL_DIR_ENV) or (root or Path(".")) / DEFAULT_LOCAL_DIR).resolve()
     server = read_server(local_dir)

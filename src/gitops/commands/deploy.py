@@ -38,7 +38,7 @@ def deploy(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload assets, deploy the stage's stacks with change sets, upsert its SageMaker pipelines."""
-    from gitops.deploy import deploy_stage
+    from gitops.deploy.apply import deploy_stage
 
     check_stage_marker(release, stage)
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
@@ -70,8 +70,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check that what runs in the stage is exactly the release: stacks, pipeline hashes, code, endpoint."""
-    from gitops.state import LocalState
-    from gitops.verify import verify_stage
+    from gitops.promotion.state import LocalState
+    from gitops.deploy.verify import verify_stage
 
     check_stage_marker(release, stage)
     resolved = target_from(root, target)

@@ -24,8 +24,8 @@ class DiffFormat(StrEnum):
 
 def held_release_or_none(stage, target, into: Path) -> Path | None:
     """A copy of the release the stage's env repository holds now; None for a stage holding none yet."""
-    from gitops import envrepo
-    from gitops.release import load_release
+    from gitops.promotion import envrepo
+    from gitops.release.manifest import load_release
 
     with tempfile.TemporaryDirectory(prefix="gitops-diff-") as tmp:
         work = envrepo.checkout_head(target.env_repo_url(stage), Path(tmp) / "repo")
@@ -39,7 +39,7 @@ def held_release_or_none(stage, target, into: Path) -> Path | None:
 def _stage_config(name: str, release: Path | None, root: Path):
     """The stage's settings: as rendered into the release when it has them, else from the source tree."""
     from gitops.config import load_stages
-    from gitops.release import load_stage_config_from_release, read_manifest
+    from gitops.release.manifest import load_stage_config_from_release, read_manifest
 
     if release is not None and name in read_manifest(release).stages:
         return load_stage_config_from_release(release, name)
@@ -81,8 +81,8 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """Templates (resources, replacements), pipelines (steps, parameters) and assets a release changes."""
-    from gitops.diff import diff_releases
-    from gitops.release import load_release
+    from gitops.release.diff import diff_releases
+    from gitops.release.manifest import load_release
 
     if against is not None and stage is not None:
         raise GitopsError("--against and --stage both name what to compare with: give one")

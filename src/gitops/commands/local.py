@@ -18,7 +18,7 @@ app.add_typer(local_app, name="local")
 def bring_up(root: Path) -> tuple[Path, str]:
     """Start the server and seed every stage's env repository; idempotent."""
     from gitops.config import load_stages
-    from gitops.embedded import seed_env_repo, start_server
+    from gitops.local.embedded import seed_env_repo, start_server
 
     local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
     stages = load_stages(root)
@@ -45,7 +45,7 @@ def down(
     purge: Annotated[bool, typer.Option("--purge", help="Also delete env repos and approvals.")] = False,
 ) -> None:
     """Stop the embedded target's server (and with --purge forget its repos and state)."""
-    from gitops.embedded import stop_server
+    from gitops.local.embedded import stop_server
 
     local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
     stopped = stop_server(local_dir)

@@ -43,8 +43,8 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Commit a scanned release into a stage's env repository and push (atomic, idempotent)."""
-    from gitops.promote import first_stage, publish_release
-    from gitops.release import load_release
+    from gitops.promotion.promote import first_stage, publish_release
+    from gitops.release.manifest import load_release
 
     load_release(release)
     stages = _stages_in(release)
@@ -58,7 +58,7 @@ def publish(
 
 
 def _stages_in(release: Path):
-    from gitops.release import load_stage_config_from_release, read_manifest
+    from gitops.release.manifest import load_stage_config_from_release, read_manifest
 
     manifest = read_manifest(release)
     return {name: load_stage_config_from_release(release, name) for name in manifest.stages}
@@ -77,9 +77,9 @@ def promote(
 ) -> None:
     """Copy an approved, verified, scanned release byte for byte into the next stage's env repository."""
     from gitops.config import load_stages
-    from gitops.evidence import evidence_for
-    from gitops.promote import held_release, promote_release
-    from gitops.release import load_release
+    from gitops.promotion.evidence import evidence_for
+    from gitops.promotion.promote import held_release, promote_release
+    from gitops.release.manifest import load_release
 
     resolved = target_from(root, target)
     with tempfile.TemporaryDirectory(prefix="gitops-promote-") as tmp:
@@ -95,9 +95,9 @@ def promote(
 
 
 def _decide(approved: bool, stage: str | None, release: str | None, summary: str | None, root: Path, target) -> None:
-    from gitops.approval import decide, pending_approvals
+    from gitops.promotion.approval import decide, pending_approvals
     from gitops.config import load_stages
-    from gitops.promote import first_stage
+    from gitops.promotion.promote import first_stage
 
     stages = load_stages(root)
     cfg = stages[stage] if stage in stages else None
@@ -155,7 +155,7 @@ def rollback(
 ) -> None:
     """Put an earlier release of a stage back, as a new commit of its env repository."""
     from gitops.config import load_stages
-    from gitops.promote import rollback_stage
+    from gitops.promotion.promote import rollback_stage
 
     stages = load_stages(root)
     if stage not in stages:

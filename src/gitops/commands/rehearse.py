@@ -27,11 +27,11 @@ def rehearse(
     """Render, scan, publish to dev, deploy+verify dev, the approval click, promote, deploy+verify prod."""
     from gitops.commands.local import bring_up
     from gitops.config import StageConfig
-    from gitops.diff import diff_releases
-    from gitops.embedded import read_server, stop_server
-    from gitops.promote import held_release
-    from gitops.rehearsal import rehearse as run
-    from gitops.render import render_release
+    from gitops.release.diff import diff_releases
+    from gitops.local.embedded import read_server, stop_server
+    from gitops.promotion.promote import held_release
+    from gitops.local.rehearsal import rehearse as run
+    from gitops.release.render import render_release
     from gitops.scan import scan_release
     from gitops.scan.checkov import ensure_checkov
     from gitops.target import DEFAULT_LOCAL_DIR, Target

@@ -19,7 +19,7 @@ def render(
     as_json: JsonOpt = False,
 ) -> None:
     """Synthesize all stacks and build all pipeline definitions into one release directory."""
-    from gitops.render import render_release
+    from gitops.release.render import render_release
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]render[/] {msg}"))
     result = render_release(root, out_dir, use_cache=not no_cache, progress=progress)

@@ -10,10 +10,10 @@ from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_
 
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
-    from gitops import envrepo
-    from gitops.approval import pending_approvals
+    from gitops.promotion import envrepo
+    from gitops.promotion.approval import pending_approvals
     from gitops.config import load_stages
-    from gitops.state import LocalState
+    from gitops.promotion.state import LocalState
 
     stages = load_stages(root)
     target = target_from(root, target_kind)

@@ -12,7 +12,7 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 
-from gitops.release import ScanRecord, ToolScan, load_release, load_stage_config_from_release, write_manifest
+from gitops.release.manifest import ScanRecord, ToolScan, load_release, load_stage_config_from_release, write_manifest
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import TOOLS, Finding, ToolRun, merge, sort_key
 from gitops.scan.policy import POLICY_FILE, Suppression, apply_policy, load_policy, stage_values

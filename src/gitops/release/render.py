@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from gitops.assets import AssetRegistry, sha256_bytes
+from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
-from gitops.pipelines import canonical_json
-from gitops.project_import import use_checkout
-from gitops.release import (
+from gitops.release.pipelines import canonical_json
+from gitops.release.project_import import use_checkout
+from gitops.release.manifest import (
     PipelineSummary,
     ReleaseManifest,
     StackSummary,
@@ -126,7 +126,7 @@ def _registry_files(registry: AssetRegistry) -> dict[str, bytes]:
 
 def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
     from gitops.scan.cdk_nag import nag_report_document, report_path
-    from gitops.synth import synthesize
+    from gitops.release.synth import synthesize
 
     registry = AssetRegistry()
     synthesized = synthesize(root, stages, registry)
@@ -152,7 +152,7 @@ def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
 
 
 def _render_pipelines(root: Path, stage: StageConfig, names: list[str]) -> Part:
-    from gitops.pipelines import build_pipeline, offline_sagemaker
+    from gitops.release.pipelines import build_pipeline, offline_sagemaker
 
     registry = AssetRegistry()
     files: dict[str, bytes] = {}
@@ -227,7 +227,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     stages = load_stages(root)
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
-    from gitops.pipelines import discover_pipelines
+    from gitops.release.pipelines import discover_pipelines
 
     pipelines = discover_pipelines(root)
     cache = PartCache(root, use_cache)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitops.config import StageConfig
-from gitops.evidence import APPROVAL_STAGE, execution_release_id
-from gitops.state import ApprovalMissing, LocalState
+from gitops.promotion.evidence import APPROVAL_STAGE, execution_release_id
+from gitops.promotion.state import ApprovalMissing, LocalState
 from gitops.target import Target
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ReleaseError
-from gitops.release import ReleaseManifest, load_release
+from gitops.release.manifest import ReleaseManifest, load_release
 
 _ABSENT: Any = object()
 _SHOWN_CHANGES = 8  # value changes shown per resource or step; the JSON form has all of them

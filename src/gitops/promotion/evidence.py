@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
-from gitops.state import Approval, ApprovalMissing, LocalState, now
+from gitops.promotion.state import Approval, ApprovalMissing, LocalState, now
 from gitops.target import Target
 
 # Set on every CodeBuild action by infra (components/pipeline_actions.py) from #{codepipeline.PipelineExecutionId}.

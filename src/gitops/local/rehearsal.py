@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops import envrepo
+from gitops.promotion import envrepo
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
-from gitops.release import load_release, load_stage_config_from_release
-from gitops.state import LocalState
+from gitops.release.manifest import load_release, load_stage_config_from_release
+from gitops.promotion.state import LocalState
 from gitops.target import Target
 
 Log = Callable[[str], None]
@@ -111,7 +111,7 @@ def run_stage_pipeline(
     timings: list[StepTiming],
 ) -> str:
     """Run one stage's CodePipeline from its synthesized template; returns the execution's status."""
-    from gitops.pipeline_runner import SourceOutput, load_stage_pipeline, run_pipeline
+    from gitops.local.codepipeline import SourceOutput, load_stage_pipeline, run_pipeline
 
     assert target.local_dir is not None
     state = LocalState(target.local_dir)
@@ -232,7 +232,7 @@ def rehearse(
         result.already_promoted = True
         log(f"{last.stage} already holds release {release_id[:12]}: nothing to rehearse")
     else:
-        from gitops.promote import publish_release
+        from gitops.promotion.promote import publish_release
 
         first = chain[0]
         timed(first.stage, "publish", lambda: publish_release(release_dir, first.stage, target))
@@ -249,7 +249,7 @@ def rehearse(
 
 
 def _promotion_chain(stages: dict[str, StageConfig]) -> list[StageConfig]:
-    from gitops.promote import first_stage
+    from gitops.promotion.promote import first_stage
 
     chain = [first_stage(stages)]
     while chain[-1].promote_to:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gitops.assets import sha256_bytes
+from gitops.release.assets import sha256_bytes
 from gitops.config import StageConfig
 from gitops.errors import ReleaseError
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gitops.buildspec import (
+from gitops.release.buildspec import (
     BuildResult,
     Buildspec,
     BuildspecError,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.assets import AssetRegistry, deterministic_tar_gz
+from gitops.release.assets import AssetRegistry, deterministic_tar_gz
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import PipelineDefinitionError
 

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops import envrepo
+from gitops.promotion import envrepo
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
-from gitops.evidence import Evidence, require_approved
-from gitops.release import ReleaseManifest, load_release, load_stage_config_from_release
+from gitops.promotion.evidence import Evidence, require_approved
+from gitops.release.manifest import ReleaseManifest, load_release, load_stage_config_from_release
 from gitops.target import Target
 
 

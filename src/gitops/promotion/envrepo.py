@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.errors import GitopsError
-from gitops.release import MANIFEST, ReleaseManifest, load_release, read_manifest
+from gitops.release.manifest import MANIFEST, ReleaseManifest, load_release, read_manifest
 
 RELEASE_DIR = "release"
 BRANCH = "main"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops.assets import AssetRegistry, deterministic_zip
+from gitops.release.assets import AssetRegistry, deterministic_zip
 from gitops.config import StageConfig
 from gitops.errors import GitopsError, SynthError
 
@@ -52,7 +52,7 @@ def cdk_context(root: Path) -> dict[str, Any]:
 
 def _load_app_module(root: Path) -> Any:
     path = root / INFRA_APP
-    if str(root) not in sys.path:  # render_release put it first already (gitops.project_import)
+    if str(root) not in sys.path:  # render_release put it first already (gitops.release.project_import)
         sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location("_gitops_infra_app", path)
     if spec is None or spec.loader is None or not path.exists():

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops.deploy import (
+from gitops.deploy.apply import (
     MODEL_PACKAGE_PARAMETER,
     SHA256_METADATA,
     StackPlan,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import StageConfig
-from gitops.envrepo import commit_identity, git
+from gitops.promotion.envrepo import commit_identity, git
 from gitops.errors import GitopsError
 
 SERVER_FILE = "moto.json"

@@ -1,0 +1,1 @@
+"""Moving releases between environment repositories: publish, approve, promote, roll back."""
