@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_checkout(dest: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -33,8 +37,9 @@ def copy_checkout(dest: Path) -> Path:
 
 def timed(root: Path, *args: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gitops", "render", "--json", *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "gitops", "render", "--json", *args], cwd=root, check=True, capture_output=True
+    )
     return time.perf_counter() - t0
 
 

@@ -80,7 +80,5 @@ def script_processor(
         max_runtime_in_seconds=max_runtime_in_seconds,
         sagemaker_session=ctx.session,
         env={"FEATURES_DIR": PROCESSING_SCHEMA_DIR, **(env or {})},
-        network_config=NetworkConfig(
-            enable_network_isolation=network_isolation, encrypt_inter_container_traffic=True
-        ),
+        network_config=NetworkConfig(enable_network_isolation=network_isolation, encrypt_inter_container_traffic=True),
     )

@@ -38,9 +38,7 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-MODEL_INPUTS: tuple[str, ...] = tuple(
-    f.name for f in FEATURES if f.name not in (RECORD_IDENTIFIER, EVENT_TIME, LABEL)
-)
+MODEL_INPUTS: tuple[str, ...] = tuple(f.name for f in FEATURES if f.name not in (RECORD_IDENTIFIER, EVENT_TIME, LABEL))
 
 
 def offline_store_query(database: str, table: str) -> str:

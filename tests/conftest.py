@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from gitops.release.assets import AssetRegistry
 from gitops.config import StageConfig, load_stages
+from gitops.release.assets import AssetRegistry
 from gitops.release.pipelines import build_pipeline, fast_sdk_config_validation, offline_sagemaker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,9 +159,13 @@ def copy_checkout(dest: Path, *, with_render_cache: bool = True) -> Path:
     if with_render_cache and cache.is_dir():
         shutil.copytree(cache, dest / ".gitops" / "cache")
 
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from gitops.promotion.approval import decide, pending_approvals
 from gitops.config import load_stages
+from gitops.promotion.approval import decide, pending_approvals
 from gitops.promotion.evidence import EvidenceError, PipelineEvidence, evidence_for, require_approved
 from gitops.promotion.state import ApprovalMissing
 from gitops.target import Target
@@ -66,8 +66,11 @@ def _expect_waiting(target: StubbedTarget, release_id: str = RELEASE) -> None:
                     "actionStates": [
                         {
                             "actionName": "ApproveRelease",
-                            "latestExecution": {"status": "InProgress", "token": TOKEN,
-                                                "lastStatusChange": datetime(2026, 11, 21, tzinfo=UTC)},
+                            "latestExecution": {
+                                "status": "InProgress",
+                                "token": TOKEN,
+                                "lastStatusChange": datetime(2026, 11, 21, tzinfo=UTC),
+                            },
                         }
                     ],
                 },
@@ -82,14 +85,25 @@ def _expect_execution_source(target: StubbedTarget, release_id: str = RELEASE) -
     """The execution's source commit, and the release manifest at that commit."""
     target.stubs["codepipeline"].add_response(
         "get_pipeline_execution",
-        {"pipelineExecution": {"pipelineExecutionId": EXECUTION, "status": "InProgress",
-                               "artifactRevisions": [{"name": "Source", "revisionId": COMMIT}]}},
+        {
+            "pipelineExecution": {
+                "pipelineExecutionId": EXECUTION,
+                "status": "InProgress",
+                "artifactRevisions": [{"name": "Source", "revisionId": COMMIT}],
+            }
+        },
         {"pipelineName": DEV.release_pipeline_name, "pipelineExecutionId": EXECUTION},
     )
     target.stubs["codecommit"].add_response(
         "get_file",
-        {"commitId": COMMIT, "blobId": "b" * 40, "filePath": "release/manifest.json", "fileMode": "NORMAL",
-         "fileSize": 10, "fileContent": json.dumps({"release_id": release_id}).encode()},
+        {
+            "commitId": COMMIT,
+            "blobId": "b" * 40,
+            "filePath": "release/manifest.json",
+            "fileMode": "NORMAL",
+            "fileSize": 10,
+            "fileContent": json.dumps({"release_id": release_id}).encode(),
+        },
         {"repositoryName": DEV.env_repository_name, "commitSpecifier": COMMIT, "filePath": "release/manifest.json"},
     )
 
@@ -133,11 +147,22 @@ def test_approving_another_release_than_the_waiting_one_is_refused_before_any_wr
 def _expect_actions(target: StubbedTarget, approve_status: str) -> None:
     t0 = datetime(2026, 11, 21, tzinfo=UTC)
     actions = [
-        {"pipelineExecutionId": EXECUTION, "stageName": stage, "actionName": stage, "status": status,
-         "startTime": t0, "lastUpdateTime": t0,
-         **({"updatedBy": "arn:aws:iam::111111111111:user/approver",
-             "output": {"executionResult": {"externalExecutionSummary": f"release {RELEASE}: ok"}}}
-            if stage == "Approve" else {})}
+        {
+            "pipelineExecutionId": EXECUTION,
+            "stageName": stage,
+            "actionName": stage,
+            "status": status,
+            "startTime": t0,
+            "lastUpdateTime": t0,
+            **(
+                {
+                    "updatedBy": "arn:aws:iam::111111111111:user/approver",
+                    "output": {"executionResult": {"externalExecutionSummary": f"release {RELEASE}: ok"}},
+                }
+                if stage == "Approve"
+                else {}
+            ),
+        }
         for stage, status in (("Deploy", "Succeeded"), ("Verify", "Succeeded"), ("Approve", approve_status))
     ]
     target.stubs["codepipeline"].add_response(
@@ -189,11 +214,19 @@ def test_an_aws_error_is_one_line_not_a_traceback(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-            "AWS_EC2_METADATA_DISABLED": "true", "COLUMNS": "200"}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "COLUMNS": "200",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "gitops", "approve", "--target", "aws", "--root", str(ROOT), "--release", RELEASE],
-        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
     assert done.returncode == 1
     assert done.stderr.splitlines()[0] == "error: AWS: Unable to locate credentials"
@@ -206,14 +239,24 @@ def test_promotion_pushes_as_the_target_accounts_role(monkeypatch):
 
     prod = load_stages(ROOT)["prod"]
     role = f"arn:aws:iam::{prod.account}:role/{prod.promotion_role_name}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "TARGET_ROLE_ARN": role,
-                       "TARGET_STAGE": "prod"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "TARGET_ROLE_ARN": role,
+        "TARGET_STAGE": "prod",
+    }.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         creds = Target("aws").repo_credentials(prod)
-        identity = boto3.Session(
-            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"], aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=creds["AWS_SESSION_TOKEN"], region_name=prod.region,
-        ).client("sts").get_caller_identity()
+        identity = (
+            boto3.Session(
+                aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=creds["AWS_SESSION_TOKEN"],
+                region_name=prod.region,
+            )
+            .client("sts")
+            .get_caller_identity()
+        )
         assert identity["Account"] == prod.account
         assert Target("aws").repo_credentials(DEV) == {}  # the source stage's own repo: the build's own role

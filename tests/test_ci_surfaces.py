@@ -34,7 +34,13 @@ ENV_REPO_BUILDSPECS = {"deploy", "verify", "promote"}  # run in an env repositor
 SOURCE_BUILDSPECS = {"build-and-scan", "publish"}  # run on the source tree
 # Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/test_infra_app.py).
 PROJECT_VARIABLES = {
-    "STAGE", "PIPELINE_NAME", "TARGET_STAGE", "TARGET_ACCOUNT", "TARGET_REGION", "TARGET_REPOSITORY", "TARGET_ROLE_ARN"
+    "STAGE",
+    "PIPELINE_NAME",
+    "TARGET_STAGE",
+    "TARGET_ACCOUNT",
+    "TARGET_REGION",
+    "TARGET_REPOSITORY",
+    "TARGET_ROLE_ARN",
 }
 TEST_SUITE = "uv run --frozen pytest -q --junitxml=reports/pytest.xml"
 SHELL_LOGIC = {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "&&", "||"}
@@ -288,8 +294,14 @@ def test_concurrency_group_and_least_permissions(path: Path):
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_checkouts_keep_no_credentials_and_aws_comes_only_from_oidc(path: Path):
     text = path.read_text(encoding="utf-8")
-    for forbidden in ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                      "secrets.", "pull_request_target"):
+    for forbidden in (
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "secrets.",
+        "pull_request_target",
+    ):
         assert forbidden not in text, f"{path.name}: {forbidden}"
     for _, step in steps(path):
         if uses(step) == "actions/checkout":
@@ -396,8 +408,7 @@ def test_only_existing_gitops_verbs_and_flags_are_called(name: str, commands: li
 
 
 def test_the_surfaces_cover_the_loop():
-    called = {check_call(args) for _, commands in all_surfaces()
-              for args in gitops_calls(commands)}
+    called = {check_call(args) for _, commands in all_surfaces() for args in gitops_calls(commands)}
     assert {"render", "scan", "diff", "publish", "approve", "status", "deploy", "verify", "promote"} <= called
 
 

@@ -38,15 +38,22 @@ def _write(config_dir: Path, name: str, text: str) -> Path:
     ("body", "expected"),
     [
         ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\nbogus: 1\n", "unknown field 'bogus'"),
-        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  max_capacity: two\n",
-         "field 'inference.max_capacity'"),
+        (
+            "stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  max_capacity: two\n",
+            "field 'inference.max_capacity'",
+        ),
         ("stage: dev\naccount: 111111111111\nregion: eu-west-1\n", "field 'account'"),
         ("stage: dev\naccount: '1234'\nregion: eu-west-1\n", "field 'account'"),
         ("stage: dev\naccount: '111111111111'\nregion: Ireland\n", "field 'region'"),
-        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\nnetwork:\n  vpc_cidr: 8.8.0.0/16\n",
-         "field 'network.vpc_cidr'"),
-        ("stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  min_capacity: 5\n"
-         "  max_capacity: 2\n", "min_capacity must not exceed max_capacity"),
+        (
+            "stage: dev\naccount: '111111111111'\nregion: eu-west-1\nnetwork:\n  vpc_cidr: 8.8.0.0/16\n",
+            "field 'network.vpc_cidr'",
+        ),
+        (
+            "stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference:\n  min_capacity: 5\n"
+            "  max_capacity: 2\n",
+            "min_capacity must not exceed max_capacity",
+        ),
         ("stage: qa\naccount: '111111111111'\nregion: eu-west-1\n", "field 'stage' is 'qa'"),
         ("stage: [dev\n", "not valid YAML"),
         ("- dev\n", "expected a mapping"),
@@ -92,7 +99,8 @@ def test_derived_names_are_stage_scoped():
 
 def test_names_that_would_break_s3_limits_are_refused(config_dir: Path):
     path = _write(
-        config_dir, "develop.yaml",
+        config_dir,
+        "develop.yaml",
         "stage: develop\naccount: '111111111111'\nregion: ap-southeast-3\nproject: a-very-long-project-n\n",
     )
     with pytest.raises(ConfigError, match="exceeds S3's 63 characters"):

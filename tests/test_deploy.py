@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from gitops.release.assets import sha256_bytes
 from gitops.config import StageConfig
 from gitops.deploy.apply import (
     DeployError,
@@ -30,7 +29,7 @@ from gitops.deploy.apply import (
     validate_template,
 )
 from gitops.local.embedded import start_server, stop_server
-from gitops.release.pipelines import canonical_json
+from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import (
     PipelineSummary,
     ReleaseManifest,
@@ -40,6 +39,7 @@ from gitops.release.manifest import (
     stage_config_path,
     write_release_dir,
 )
+from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -662,8 +662,12 @@ def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, 
     import gitops.deploy.apply as deploy_module
 
     fresh = deploy_module.MotoCapabilities(tmp_path)
-    answers = (fresh.supports("AWS::S3::Bucket"), fresh.supports("AWS::CodePipeline::Pipeline"),
-               fresh.has_attr("AWS::S3::Bucket", "Arn"), fresh.has_attr("AWS::S3::Bucket", "NoSuchAttribute"))
+    answers = (
+        fresh.supports("AWS::S3::Bucket"),
+        fresh.supports("AWS::CodePipeline::Pipeline"),
+        fresh.has_attr("AWS::S3::Bucket", "Arn"),
+        fresh.has_attr("AWS::S3::Bucket", "NoSuchAttribute"),
+    )
     assert answers == (True, False, True, False)
     fresh.save()
 
@@ -672,8 +676,12 @@ def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, 
 
     monkeypatch.setattr(deploy_module, "_moto_models", no_moto)
     cached = deploy_module.MotoCapabilities(tmp_path)
-    assert (cached.supports("AWS::S3::Bucket"), cached.supports("AWS::CodePipeline::Pipeline"),
-            cached.has_attr("AWS::S3::Bucket", "Arn"), cached.has_attr("AWS::S3::Bucket", "NoSuchAttribute")) == answers
+    assert (
+        cached.supports("AWS::S3::Bucket"),
+        cached.supports("AWS::CodePipeline::Pipeline"),
+        cached.has_attr("AWS::S3::Bucket", "Arn"),
+        cached.has_attr("AWS::S3::Bucket", "NoSuchAttribute"),
+    ) == answers
 
 
 def test_cloudformation_acts_as_the_stage_execution_role_once_it_exists(tmp_path: Path, target: Target, monkeypatch):
@@ -719,9 +727,23 @@ def test_deploy_refuses_an_env_repository_of_another_stage(tmp_path: Path):
     (tmp_path / "env" / "release").mkdir(parents=True)
     (tmp_path / "env" / "STAGE").write_text("dev\n")
     done = subprocess.run(
-        [sys.executable, "-m", "gitops", "deploy", "--stage", "prod", "--release", str(tmp_path / "env" / "release"),
-         "--target", "aws"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "gitops",
+            "deploy",
+            "--stage",
+            "prod",
+            "--release",
+            str(tmp_path / "env" / "release"),
+            "--target",
+            "aws",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 1
     assert "belongs to stage 'dev', not 'prod'" in done.stderr.splitlines()[0]

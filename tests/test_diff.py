@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gitops.release.assets import sha256_bytes
 from gitops.config import load_stages
-from gitops.release.diff import ReleaseDiff, diff_releases
-from gitops.local.embedded import seed_env_repo
 from gitops.errors import ReleaseError
-from gitops.release.pipelines import canonical_json
+from gitops.local.embedded import seed_env_repo
 from gitops.promotion.promote import publish_release
+from gitops.release.assets import sha256_bytes
+from gitops.release.diff import ReleaseDiff, diff_releases
 from gitops.release.manifest import (
     ReleaseManifest,
     ScanRecord,
@@ -27,6 +26,7 @@ from gitops.release.manifest import (
     stage_config_path,
     write_release_dir,
 )
+from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,19 +94,30 @@ PIPELINE = {
 }
 
 
-def make_release(out: Path, files: dict[str, object], *, stages: tuple[str, ...] = ("dev",), summaries: bool = True,
-                 scanned: bool = False) -> ReleaseManifest:
+def make_release(
+    out: Path,
+    files: dict[str, object],
+    *,
+    stages: tuple[str, ...] = ("dev",),
+    summaries: bool = True,
+    scanned: bool = False,
+) -> ReleaseManifest:
     """A release from {path: JSON value | bytes}, with each stage's real settings."""
     data = {rel: value if isinstance(value, bytes) else canonical_json(value) for rel, value in files.items()}
     for name in stages:
         data[stage_config_path(name)] = canonical_json(STAGES[name].model_dump(mode="json"))
     hashes = {rel: sha256_bytes(blob) for rel, blob in data.items()}
     release_id = compute_release_id(hashes)
-    stage_summaries = {
-        name: StageSummary(account=STAGES[name].account, region=STAGES[name].region, promote_to=None, stacks={},
-                           pipelines={})
-        for name in stages
-    } if summaries else {}
+    stage_summaries = (
+        {
+            name: StageSummary(
+                account=STAGES[name].account, region=STAGES[name].region, promote_to=None, stacks={}, pipelines={}
+            )
+            for name in stages
+        }
+        if summaries
+        else {}
+    )
     manifest = ReleaseManifest(
         release_id=release_id,
         source_commit=None,
@@ -120,8 +131,12 @@ def make_release(out: Path, files: dict[str, object], *, stages: tuple[str, ...]
     return manifest
 
 
-def release_files(template: dict | None = None, pipeline: dict | None = None, assets: dict[str, bytes] | None = None,
-                  stage: str = "dev") -> dict[str, object]:
+def release_files(
+    template: dict | None = None,
+    pipeline: dict | None = None,
+    assets: dict[str, bytes] | None = None,
+    stage: str = "dev",
+) -> dict[str, object]:
     files: dict[str, object] = {}
     if template is not None:
         files[f"stages/{stage}/templates/Main.template.json"] = template
@@ -209,7 +224,10 @@ def test_endpoint_config_instance_type_forces_replacement(pair):
     assert config.replacement
     (change,) = config.changes
     assert (change.path, change.before, change.after, change.replacement) == (
-        "ProductionVariants[0].InstanceType", "ml.m5.xlarge", "ml.m5.large", True
+        "ProductionVariants[0].InstanceType",
+        "ml.m5.xlarge",
+        "ml.m5.large",
+        True,
     )
 
 
@@ -274,7 +292,9 @@ def test_pipeline_steps_added_removed_and_modified(pair):
     assert pipe.change == "modify"
     steps = {s.name: s for s in pipe.steps}
     assert {name: s.action for name, s in steps.items()} == {
-        "Preprocess": "remove", "Train": "modify", "Validate": "add"
+        "Preprocess": "remove",
+        "Train": "modify",
+        "Validate": "add",
     }
     assert steps["Train"].fields == ["HyperParameters"]
     assert [(c.path, c.before, c.after) for c in steps["Train"].changes] == [("HyperParameters.C", "1.0", "2.0")]
@@ -301,7 +321,9 @@ def test_parameters_added_removed_and_changed(pair):
     assert pipe.steps == []
     params = {p.name: p for p in pipe.parameters}
     assert {name: p.action for name, p in params.items()} == {
-        "AucThreshold": "modify", "ProcessingInstanceType": "add", "TrainingInstanceType": "remove"
+        "AucThreshold": "modify",
+        "ProcessingInstanceType": "add",
+        "TrainingInstanceType": "remove",
     }
     assert [(c.path, c.before, c.after) for c in params["AucThreshold"].changes] == [("DefaultValue", "0.75", "0.8")]
     assert "~ parameter AucThreshold: DefaultValue: 0.75 -> 0.8" in result.to_text()
@@ -325,10 +347,13 @@ def test_assets_added_removed_and_changed_by_name(pair):
     head = release_files(assets={"preprocess.py": b"v2", "new.py": b"new"})
     result = pair(base, head)
     assert [(a.name, a.action) for a in result.assets] == [
-        ("new.py", "add"), ("old.py", "remove"), ("preprocess.py", "modify")
+        ("new.py", "add"),
+        ("old.py", "remove"),
+        ("preprocess.py", "modify"),
     ]
-    assert result.assets_added == sorted([f"assets/{sha256_bytes(b'v2')}/preprocess.py",
-                                          f"assets/{sha256_bytes(b'new')}/new.py"])
+    assert result.assets_added == sorted(
+        [f"assets/{sha256_bytes(b'v2')}/preprocess.py", f"assets/{sha256_bytes(b'new')}/new.py"]
+    )
     markdown = result.to_markdown()
     assert "#### Assets (1 modified, 1 added, 1 removed)" in markdown
     assert f"- ~ `preprocess.py` `{sha256_bytes(b'v1')[:12]}` → `{sha256_bytes(b'v2')[:12]}`" in markdown
@@ -385,8 +410,11 @@ def test_long_values_are_shortened_and_changes_capped(pair):
 
 def test_a_stage_without_a_summary_in_the_manifest_is_still_diffed(tmp_path):
     make_release(tmp_path / "base", release_files(TEMPLATE), summaries=False)
-    make_release(tmp_path / "head", release_files(edited(TEMPLATE, "Bucket", lambda p: p.update(BucketName="b"))),
-                 summaries=False)
+    make_release(
+        tmp_path / "head",
+        release_files(edited(TEMPLATE, "Bucket", lambda p: p.update(BucketName="b"))),
+        summaries=False,
+    )
     result = diff_releases(tmp_path / "base", tmp_path / "head")
     assert [s.stage for s in result.stages] == ["dev"]
     assert resource(result, "Bucket").replacement
@@ -447,11 +475,30 @@ def test_cli_diff_against_a_release_directory(two_releases, tmp_path):
 
 def test_cli_diff_writes_the_output_file(two_releases, tmp_path):
     old, new = two_releases
-    done = gitops("diff", "--release", str(new), "--against", str(tmp_path / "release"), "--format", "markdown",
-                  "--output", "reports/diff.md", cwd=tmp_path)
+    done = gitops(
+        "diff",
+        "--release",
+        str(new),
+        "--against",
+        str(tmp_path / "release"),
+        "--format",
+        "markdown",
+        "--output",
+        "reports/diff.md",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and not (tmp_path / "reports/diff.md").exists()  # bad input writes nothing
-    written = in_process("diff", "--release", str(new), "--against", str(old), "--format", "markdown",
-                         "--output", str(tmp_path / "reports/diff.md"))
+    written = in_process(
+        "diff",
+        "--release",
+        str(new),
+        "--against",
+        str(old),
+        "--format",
+        "markdown",
+        "--output",
+        str(tmp_path / "reports/diff.md"),
+    )
     assert "### Release" not in written  # the diff went to the file, not the terminal
     assert (tmp_path / "reports/diff.md").read_text().startswith("### Release `")
     assert not list((tmp_path / "reports").glob(".*"))  # no temporary file left beside it
@@ -518,15 +565,17 @@ def test_cli_diff_against_a_stage(monkeypatch, tmp_path, local_target):
     files = {**release_files(TEMPLATE), **release_files(TEMPLATE, stage="prod")}
     make_release(tmp_path / "v1", files, stages=("dev", "prod"), scanned=True)
     head = edited(TEMPLATE, "Bucket", lambda p: p.update(BucketName="data-b"))
-    make_release(tmp_path / "v2", {**release_files(head), **release_files(TEMPLATE, stage="prod")},
-                 stages=("dev", "prod"))
+    make_release(
+        tmp_path / "v2", {**release_files(head), **release_files(TEMPLATE, stage="prod")}, stages=("dev", "prod")
+    )
 
     empty = _cli_stage_diff(monkeypatch, local_target, "--release", str(tmp_path / "v2"), "--stage", "dev")
     assert "against nothing (dev holds no release yet)" in empty
 
     v1 = publish_release(tmp_path / "v1", "dev", local_target)
-    shown = _cli_stage_diff(monkeypatch, local_target, "--release", str(tmp_path / "v2"), "--stage", "dev",
-                            "--format", "markdown")
+    shown = _cli_stage_diff(
+        monkeypatch, local_target, "--release", str(tmp_path / "v2"), "--stage", "dev", "--format", "markdown"
+    )
     assert f"against `{v1.release_id[:12]}` (dev's current release)" in shown
     assert "- replacement: `Main/Bucket` (AWS::S3::Bucket), because of `BucketName`" in shown
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from gitops.promotion import envrepo
-from gitops.release.assets import sha256_bytes
 from gitops.config import load_stages
 from gitops.local.embedded import seed_env_repo
+from gitops.promotion import envrepo
 from gitops.promotion.envrepo import EnvRepoError
 from gitops.promotion.evidence import LocalEvidence
-from gitops.release.pipelines import canonical_json
 from gitops.promotion.promote import PromotionRefused, promote_release, publish_release, rollback_stage
+from gitops.promotion.state import ApprovalMissing, LocalState
+from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import (
     ReleaseManifest,
     ScanRecord,
@@ -24,7 +24,7 @@ from gitops.release.manifest import (
     stage_config_path,
     write_release_dir,
 )
-from gitops.promotion.state import ApprovalMissing, LocalState
+from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +44,13 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
         engine_wheel="assets/none/engine.whl",
         stages={
             name: StageSummary(
-                account=cfg.account, region=cfg.region, promote_to=cfg.promote_to, pipelines={},
+                account=cfg.account,
+                region=cfg.region,
+                promote_to=cfg.promote_to,
+                pipelines={},
                 stacks={"Base": StackSummary(stack_name=f"{cfg.prefix}-base", resources=0, resource_types={})}
-                if name == "dev" else {},
+                if name == "dev"
+                else {},
             )
             for name, cfg in STAGES.items()
         },

@@ -18,8 +18,13 @@ def gitops(root: Path, *args: str, timeout: float = 600) -> subprocess.Completed
     env = {**os.environ, "COLUMNS": "200", "GITOPS_APPROVER": "test-approver"}
     env.pop("GITOPS_TARGET", None)
     return subprocess.run(
-        [sys.executable, "-m", "gitops", *args], cwd=root, env=env, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "gitops", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -28,8 +33,13 @@ def start_rehearsal(root: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("GITOPS_TARGET", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "gitops", "rehearse", "--keep-running", "--json"], cwd=root, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "gitops", "rehearse", "--keep-running", "--json"],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -87,8 +97,14 @@ def test_full_loop_reaches_prod_with_the_same_bytes(repo: Path, tmp_path: Path):
     release_id = result["release_id"]
     assert result["final_releases"] == {"dev": release_id, "prod": release_id}
     ran = {(s["stage"], s["step"]): s["status"] for s in result["steps"]}
-    for stage, step in [("dev", "Deploy/Deploy"), ("dev", "Verify/Verify"), ("dev", "Approve/ApproveRelease"),
-                        ("dev", "Promote/Promote"), ("prod", "Deploy/Deploy"), ("prod", "Verify/Verify")]:
+    for stage, step in [
+        ("dev", "Deploy/Deploy"),
+        ("dev", "Verify/Verify"),
+        ("dev", "Approve/ApproveRelease"),
+        ("dev", "Promote/Promote"),
+        ("prod", "Deploy/Deploy"),
+        ("prod", "Verify/Verify"),
+    ]:
         assert ran[(stage, step)] == "Succeeded"
     assert held(repo) == {"dev": release_id, "prod": release_id}
 
@@ -109,8 +125,9 @@ def test_rejection_from_a_second_terminal_stops_before_prod(repo: Path):
     new_release(repo, "a change to reject")
     proc = start_rehearsal(repo)
     release_id = wait_for_gate(repo, proc)
-    rejected = gitops(repo, "reject", "--release", release_id[:12], "--summary", "latency regression",
-                      "--target", "local")
+    rejected = gitops(
+        repo, "reject", "--release", release_id[:12], "--summary", "latency regression", "--target", "local"
+    )
     assert rejected.returncode == 0, rejected.stderr
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1

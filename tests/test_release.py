@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
 from gitops.errors import ReleaseError
+from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
 from gitops.release.manifest import ReleaseManifest, compute_release_id, load_release, write_release_dir
 
 

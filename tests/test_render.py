@@ -81,6 +81,7 @@ def test_cli_prints_the_summary(checkout: Path):
 
 # --- bad input: one clear line naming the file, non-zero exit, nothing written -------------------------
 
+
 @pytest.fixture
 def broken(checkout: Path):
     """Yields a function that edits a file of the checkout; restores every edit afterwards."""
@@ -106,7 +107,7 @@ def _assert_nothing_written(checkout: Path, before: dict[str, bytes]) -> None:
     assert not [p for p in checkout.iterdir() if p.name.startswith(".release.")]
 
 
-BROKEN_PIPELINE = '''
+BROKEN_PIPELINE = """
 from sagemaker.core.workflow.parameters import ParameterString
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.pipeline import Pipeline
@@ -115,22 +116,42 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 def build(ctx):
     steps = [FailStep(name="{a}", error_message="x"), FailStep(name="{b}", error_message="y"{dep})]
     return Pipeline(name=ctx.pipeline_name, steps=steps, sagemaker_session=ctx.session)
-'''
+"""
 
 
 @pytest.mark.parametrize(
     ("rel", "text", "error", "expected"),
     [
-        ("pipeline_defs/training/pipeline.py", "raise RuntimeError('boom')\n", PipelineDefinitionError,
-         "pipeline_defs/training/pipeline.py: import failed: RuntimeError: boom"),
-        ("pipeline_defs/training/pipeline.py", "def make(ctx):\n    pass\n", PipelineDefinitionError,
-         "pipeline_defs/training/pipeline.py: defines no build(ctx) function"),
-        ("pipeline_defs/zz_broken/pipeline.py", BROKEN_PIPELINE.format(a="A", b="A", dep=""),
-         PipelineDefinitionError, "pipeline_defs/zz_broken/pipeline.py:"),
-        ("pipeline_defs/zz_broken/pipeline.py", BROKEN_PIPELINE.format(a="A", b="B", dep=", depends_on=['Ghost']"),
-         PipelineDefinitionError, "pipeline_defs/zz_broken/pipeline.py:"),
-        ("infra/config/prod.yaml", "stage: prod\naccount: '222222222222'\nregion: eu-west-1\nmax_cap: 3\n",
-         ConfigError, "infra/config/prod.yaml: unknown field 'max_cap'"),
+        (
+            "pipeline_defs/training/pipeline.py",
+            "raise RuntimeError('boom')\n",
+            PipelineDefinitionError,
+            "pipeline_defs/training/pipeline.py: import failed: RuntimeError: boom",
+        ),
+        (
+            "pipeline_defs/training/pipeline.py",
+            "def make(ctx):\n    pass\n",
+            PipelineDefinitionError,
+            "pipeline_defs/training/pipeline.py: defines no build(ctx) function",
+        ),
+        (
+            "pipeline_defs/zz_broken/pipeline.py",
+            BROKEN_PIPELINE.format(a="A", b="A", dep=""),
+            PipelineDefinitionError,
+            "pipeline_defs/zz_broken/pipeline.py:",
+        ),
+        (
+            "pipeline_defs/zz_broken/pipeline.py",
+            BROKEN_PIPELINE.format(a="A", b="B", dep=", depends_on=['Ghost']"),
+            PipelineDefinitionError,
+            "pipeline_defs/zz_broken/pipeline.py:",
+        ),
+        (
+            "infra/config/prod.yaml",
+            "stage: prod\naccount: '222222222222'\nregion: eu-west-1\nmax_cap: 3\n",
+            ConfigError,
+            "infra/config/prod.yaml: unknown field 'max_cap'",
+        ),
     ],
     ids=["module-raises", "no-build", "duplicate-step", "dangling-step", "unknown-config-field"],
 )
@@ -167,8 +188,9 @@ def test_missing_step_script_is_named(checkout, broken):
 
 def test_cli_bad_input_is_one_line_and_exit_1(checkout, broken):
     broken("infra/config/dev.yaml", "stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference: 3\n")
-    done = subprocess.run([*GITOPS, "render"], cwd=checkout, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+    done = subprocess.run(
+        [*GITOPS, "render"], cwd=checkout, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("error: ") and "infra/config/dev.yaml: field 'inference'" in lines[0]

@@ -22,9 +22,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.config import StageConfig
-from gitops.release.pipelines import canonical_json
+from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.manifest import (
     ReleaseManifest,
     StackSummary,
@@ -35,6 +34,7 @@ from gitops.release.manifest import (
     stage_config_path,
     write_release_dir,
 )
+from gitops.release.pipelines import canonical_json
 from gitops.scan import checkov
 from gitops.scan.errors import CheckovMissing, PolicyError, ScanError
 from gitops.scan.findings import Finding, merge
@@ -49,8 +49,9 @@ SARIF_SCHEMA = FIXTURES / "sarif-2.1.0-rtm.5.json"
 GITOPS = [sys.executable, "-m", "gitops"]
 TODAY = date(2026, 11, 21)
 DEV = StageConfig.model_validate({"stage": "dev", "account": "111111111111", "region": "eu-west-1"})
-VALUES = {"dev": {"project": "mlops", "stage": "dev", "prefix": "mlops-dev", "account": "111111111111",
-                  "region": "eu-west-1"}}
+VALUES = {
+    "dev": {"project": "mlops", "stage": "dev", "prefix": "mlops-dev", "account": "111111111111", "region": "eu-west-1"}
+}
 
 
 # Building small releases ------------------------------------------------------------------------
@@ -76,8 +77,9 @@ def write_release(out: Path, templates: dict[str, bytes], nag: dict[str, dict] |
         source_commit=None,
         tool_versions={},
         engine_wheel="assets/none/engine.whl",
-        stages={"dev": StageSummary(account=DEV.account, region=DEV.region, promote_to=None, stacks=stacks,
-                                    pipelines={})},
+        stages={
+            "dev": StageSummary(account=DEV.account, region=DEV.region, promote_to=None, stacks=stacks, pipelines={})
+        },
         files=dict(sorted(hashes.items())),
     )
     write_release_dir(out, files, manifest)
@@ -137,9 +139,23 @@ def insecure(tmp_path_factory, checkov_env) -> dict:
     source = source_tree(base / "source", secret=True)
     reports = base / "reports"
     done = subprocess.run(
-        [*GITOPS, "scan", "--release", str(release), "--root", str(source), "--json",
-         "--sarif", str(reports / "scan.sarif"), "--junit", str(reports / "scan-junit.xml")],
-        capture_output=True, text=True, env={**os.environ, checkov.ENV_OVERRIDE: str(checkov_env)}, timeout=600,
+        [
+            *GITOPS,
+            "scan",
+            "--release",
+            str(release),
+            "--root",
+            str(source),
+            "--json",
+            "--sarif",
+            str(reports / "scan.sarif"),
+            "--junit",
+            str(reports / "scan-junit.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, checkov.ENV_OVERRIDE: str(checkov_env)},
+        timeout=600,
     )
     assert done.stdout, done.stderr
     return {
@@ -272,16 +288,26 @@ def test_junit_has_a_failing_case_per_finding(insecure):
 
 
 def finding(rule="CKV_AWS_19", stack="Data", resource="Bucket1", tool="checkov", stage="dev", **kw) -> Finding:
-    return Finding(tool=tool, rule_id=rule, severity="error", message="m", file=f"stages/{stage}/templates/x",
-                   stage=stage, stack=stack, resource=resource, **kw)
+    return Finding(
+        tool=tool,
+        rule_id=rule,
+        severity="error",
+        message="m",
+        file=f"stages/{stage}/templates/x",
+        stage=stage,
+        stack=stack,
+        resource=resource,
+        **kw,
+    )
 
 
 REASON = "a reason a security reviewer would accept"
 
 
 def test_a_suppression_applies_to_its_rule_and_named_resource_only():
-    policy = parse_policy(f"version: 1\nsuppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n"
-                          f"    reason: {REASON}\n")
+    policy = parse_policy(
+        f"version: 1\nsuppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: {REASON}\n"
+    )
     hit, other_resource, other_rule = finding(), finding(resource="Bucket2"), finding(rule="CKV_AWS_18")
     outcome = apply_policy(policy, [hit, other_resource, other_rule], VALUES, TODAY)
     assert [f for f, _ in outcome.suppressed] == [hit]
@@ -301,8 +327,10 @@ def test_placeholders_and_stage_specific_resources():
 
 
 def test_an_expired_suppression_is_refused_and_reported():
-    policy = parse_policy(f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n"
-                          f"    reason: {REASON}\n    expires: 2026-01-31\n")
+    policy = parse_policy(
+        f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n"
+        f"    reason: {REASON}\n    expires: 2026-01-31\n"
+    )
     outcome = apply_policy(policy, [finding()], VALUES, TODAY)
     assert outcome.suppressed == [] and len(outcome.unsuppressed) == 1
     [expired] = outcome.findings
@@ -313,16 +341,19 @@ def test_an_expired_suppression_is_refused_and_reported():
 
 
 def test_an_unused_suppression_is_a_finding():
-    policy = parse_policy(f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1, Data/Gone]\n"
-                          f"    reason: {REASON}\n")
+    policy = parse_policy(
+        f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1, Data/Gone]\n    reason: {REASON}\n"
+    )
     outcome = apply_policy(policy, [finding()], VALUES, TODAY)
     [unused] = outcome.findings
     assert unused.rule_id == "unused-suppression" and "Data/Gone" in unused.message
 
 
 def test_a_fingerprint_pins_a_secrets_suppression_to_one_value():
-    policy = parse_policy(f"suppressions:\n  - rule: KeywordDetector\n    resources: [src/a.py]\n"
-                          f"    fingerprint: abc\n    reason: {REASON}\n")
+    policy = parse_policy(
+        f"suppressions:\n  - rule: KeywordDetector\n    resources: [src/a.py]\n"
+        f"    fingerprint: abc\n    reason: {REASON}\n"
+    )
     known = Finding("detect-secrets", "KeywordDetector", "error", "m", "src/a.py", fingerprint="abc")
     new = Finding("detect-secrets", "KeywordDetector", "error", "m", "src/a.py", fingerprint="def")
     outcome = apply_policy(policy, [known, new], VALUES, TODAY)
@@ -332,22 +363,36 @@ def test_a_fingerprint_pins_a_secrets_suppression_to_one_value():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n",
-         r"policy\.yaml: suppressions\[0\] \(CKV_AWS_19\): 'reason' is required"),
-        ("suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: because\n",
-         r"policy\.yaml: suppressions\[0\] \(CKV_AWS_19\): reason: must say why in at least 20 characters"),
-        (f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: {REASON}\n    skip: all\n",
-         r"suppressions\[0\] \(CKV_AWS_19\): unknown key 'skip'"),
+        (
+            "suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n",
+            r"policy\.yaml: suppressions\[0\] \(CKV_AWS_19\): 'reason' is required",
+        ),
+        (
+            "suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: because\n",
+            r"policy\.yaml: suppressions\[0\] \(CKV_AWS_19\): reason: must say why in at least 20 characters",
+        ),
+        (
+            f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: {REASON}\n    skip: all\n",
+            r"suppressions\[0\] \(CKV_AWS_19\): unknown key 'skip'",
+        ),
         ("version: 1\nskip_checks: [CKV_AWS_19]\nsuppressions: []\n", r"policy\.yaml: unknown key 'skip_checks'"),
-        (f"suppressions:\n  - rule: CKV_AWS_19\n    resources: ['*']\n    reason: {REASON}\n",
-         r"wildcards are not allowed in a resource"),
-        (f"suppressions:\n  - rule: CKV_AWS_*\n    resources: [Data/Bucket1]\n    reason: {REASON}\n",
-         r"wildcards are not allowed in a rule id"),
+        (
+            f"suppressions:\n  - rule: CKV_AWS_19\n    resources: ['*']\n    reason: {REASON}\n",
+            r"wildcards are not allowed in a resource",
+        ),
+        (
+            f"suppressions:\n  - rule: CKV_AWS_*\n    resources: [Data/Bucket1]\n    reason: {REASON}\n",
+            r"wildcards are not allowed in a rule id",
+        ),
         (f"suppressions:\n  - rule: CKV_AWS_19\n    resources: []\n    reason: {REASON}\n", r"resources"),
-        (f"suppressions:\n  - rule: X[{{acount}}]\n    resources: [Data/B]\n    reason: {REASON}\n",
-         r"unknown placeholder \{acount\}"),
-        (f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/B]\n    reason: {REASON}\n    expires: soon\n",
-         r"expires"),
+        (
+            f"suppressions:\n  - rule: X[{{acount}}]\n    resources: [Data/B]\n    reason: {REASON}\n",
+            r"unknown placeholder \{acount\}",
+        ),
+        (
+            f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/B]\n    reason: {REASON}\n    expires: soon\n",
+            r"expires",
+        ),
         ("suppressions: [unclosed\n", r"policy\.yaml: not valid YAML \(line 2"),
         ("- just a list\n", r"policy\.yaml: must be a mapping"),
     ],
@@ -379,11 +424,14 @@ def test_tool_specific_suppressions_in_a_template_are_refused():
         },
     }
     text = canonical_json(body).decode()
-    ref = TemplateRef("dev", "Data", "stages/dev/templates/Data.template.json", Path("x"), "eu-west-1", body,
-                      text.splitlines())
+    ref = TemplateRef(
+        "dev", "Data", "stages/dev/templates/Data.template.json", Path("x"), "eu-west-1", body, text.splitlines()
+    )
     refused = inline_suppressions(ref)
     assert {(f.resource, f.rule_id) for f in refused} == {
-        (None, "inline-suppression"), ("Bucket", "inline-suppression"), ("Role", "inline-suppression")
+        (None, "inline-suppression"),
+        ("Bucket", "inline-suppression"),
+        ("Role", "inline-suppression"),
     }
     assert all("policy.yaml" in f.message for f in refused)
     assert next(f for f in refused if f.resource == "Bucket").line == ref.line_of("Bucket") > 0
@@ -422,15 +470,22 @@ def test_a_missing_checkov_environment_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*GITOPS, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=300)
+    return subprocess.run(
+        [*GITOPS, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300
+    )
 
 
 def test_cli_bad_input_exits_non_zero_with_one_line_naming_the_problem(tmp_path):
     release = write_release(tmp_path / "release", {"Base": canonical_json({"Resources": {}})})
     source = source_tree(tmp_path / "source", secret=False)
-    missing = run_cli("scan", "--release", str(release), "--no-install", cwd=source,
-                      env={checkov.ENV_OVERRIDE: str(tmp_path / "none")})
+    missing = run_cli(
+        "scan",
+        "--release",
+        str(release),
+        "--no-install",
+        cwd=source,
+        env={checkov.ENV_OVERRIDE: str(tmp_path / "none")},
+    )
     assert missing.returncode == 1
     assert "checkov environment is missing" in missing.stderr and "hint:" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -69,9 +69,24 @@ def test_the_scan_is_recorded_in_the_manifest_and_the_reports_are_valid(scanned)
 
 def test_the_cli_prints_a_passing_table(scanned):
     done = subprocess.run(
-        [sys.executable, "-m", "gitops", "scan", "--release", str(scanned["release"]), "--no-install",
-         "--sarif", str(scanned["base"] / "cli.sarif"), "--junit", str(scanned["base"] / "cli.xml")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"}, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "gitops",
+            "scan",
+            "--release",
+            str(scanned["release"]),
+            "--no-install",
+            "--sarif",
+            str(scanned["base"] / "cli.sarif"),
+            "--junit",
+            str(scanned["base"] / "cli.xml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "160"},
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "scan passed" in done.stdout and "checkov" in done.stdout

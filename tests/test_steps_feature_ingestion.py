@@ -214,9 +214,7 @@ class FakeFeatureStore:
         assert not report.has_errors(), report.generate_report()
         values = {v["FeatureName"]: v["ValueAsString"] for v in request["Record"]}
         if values["customer_id"] == self.fail_customer:
-            raise ClientError(
-                {"Error": {"Code": "ValidationError", "Message": "Record is invalid"}}, "PutRecord"
-            )
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": "Record is invalid"}}, "PutRecord")
         with self.lock:
             self.records.append(values)
             self.threads.add(threading.get_ident())
@@ -253,11 +251,16 @@ def test_main_validates_ingests_and_exports(ingest, repo_root, tmp_path, put_rec
     monkeypatch.setattr(ingest, "make_client", lambda region: store)
     code = ingest.main(
         [
-            "--input-dir", str(repo_root / SAMPLE.parent),
-            "--report-dir", str(tmp_path / "report"),
-            "--export-dir", str(tmp_path / "export"),
-            "--feature-group-name", GROUP,
-            "--batch-size", "50",
+            "--input-dir",
+            str(repo_root / SAMPLE.parent),
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--export-dir",
+            str(tmp_path / "export"),
+            "--feature-group-name",
+            GROUP,
+            "--batch-size",
+            "50",
         ]
     )
     assert code == 0

@@ -64,21 +64,30 @@ def workflow(repo_root, tmp_path_factory, step_script):
     train = step_script("training/steps/model/train.py")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert train.main(
-            [
-                "--train", str(work / "prep" / "train"),
-                "--validation", str(work / "prep" / "validation"),
-                "--model-dir", str(work / "model"),
-            ]
-        ) == 0
+        assert (
+            train.main(
+                [
+                    "--train",
+                    str(work / "prep" / "train"),
+                    "--validation",
+                    str(work / "prep" / "validation"),
+                    "--model-dir",
+                    str(work / "model"),
+                ]
+            )
+            == 0
+        )
     (work / "train.log").write_text(out.getvalue())
     pack_model(work / "model", work / "artifact")
     main(
         step_script,
         "training/steps/evaluate.py",
-        "--model-dir", work / "artifact",
-        "--test-dir", work / "prep" / "test",
-        "--output-dir", work / "evaluation",
+        "--model-dir",
+        work / "artifact",
+        "--test-dir",
+        work / "prep" / "test",
+        "--output-dir",
+        work / "evaluation",
     )
     return work
 
@@ -188,7 +197,10 @@ def test_scripts_run_in_the_container_layout(workflow, repo_root, tmp_path):
     run(
         repo_root,
         code / "train.py",
-        "--C", "0.5", "--max_iter", "500",
+        "--C",
+        "0.5",
+        "--max_iter",
+        "500",
         env={
             "SM_CHANNEL_SCHEMA": str(schema),
             "SM_CHANNEL_TRAIN": str(workflow / "prep" / "train"),
@@ -215,6 +227,9 @@ def test_preprocess_leaves_out_unlabelled_and_rejects_garbage(repo_root, tmp_pat
 
     garbage = [sample[0], sample[1].replace(",54,", ",fifty-four,")] + sample[2:]
     (tmp_path / "in" / "a.csv").write_text("\n".join(garbage) + "\n")
-    with pytest.raises(SystemExit, match=r"column 'tenure_months': 1 non-numeric value\(s\), e\.g\. 'fifty-four'"
-                                         r" for customer 'C00001'"):
+    with pytest.raises(
+        SystemExit,
+        match=r"column 'tenure_months': 1 non-numeric value\(s\), e\.g\. 'fifty-four'"
+        r" for customer 'C00001'",
+    ):
         pre.main(["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")])

@@ -19,10 +19,10 @@ from test_deploy import (
 )
 
 from gitops.deploy.apply import DeployError, deploy_stage
+from gitops.deploy.verify import VerificationFailed, verify_stage
 from gitops.errors import GitopsError
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
-from gitops.deploy.verify import VerificationFailed, verify_stage
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from aws_cdk import aws_codebuild as codebuild
 
-from gitops.release.buildspec import parse_buildspec
 from gitops.errors import SynthError
+from gitops.release.buildspec import parse_buildspec
 
 BUILDSPEC_DIR = "buildspecs"
 

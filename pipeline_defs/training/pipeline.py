@@ -148,9 +148,12 @@ def build(ctx: PipelineContext):
             ],
             outputs=[s3_output("evaluation", "/opt/ml/processing/evaluation")],
             arguments=[
-                "--model-dir", "/opt/ml/processing/model",
-                "--test-dir", "/opt/ml/processing/test",
-                "--output-dir", "/opt/ml/processing/evaluation",
+                "--model-dir",
+                "/opt/ml/processing/model",
+                "--test-dir",
+                "/opt/ml/processing/test",
+                "--output-dir",
+                "/opt/ml/processing/evaluation",
             ],
         ),
     )

@@ -143,9 +143,7 @@ def validate_file(path: Path) -> list[Row]:
             shown = errors[:MAX_REPORTED_ERRORS]
             more = len(errors) - len(shown)
             tail = f"\n... and {more} more problem(s)" if more else ""
-            raise CsvValidationError(
-                f"{len(errors)} problem(s) in {path}:\n" + "\n".join(shown) + tail
-            )
+            raise CsvValidationError(f"{len(errors)} problem(s) in {path}:\n" + "\n".join(shown) + tail)
         if not rows:
             raise CsvValidationError(f"{path}: no data rows")
         return rows

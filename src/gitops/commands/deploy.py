@@ -42,8 +42,9 @@ def deploy(
 
     check_stage_marker(release, stage)
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
-    report = deploy_stage(release, stage, target_from(root, target), progress=progress,
-                          model_package_arn=model_package_arn)
+    report = deploy_stage(
+        release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
+    )
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -56,8 +57,10 @@ def deploy(
         for p in report.pipelines:
             table.add_row(f"pipeline {p.name}", p.action, "", "")
         out.print(table)
-        out.print(f"assets uploaded {len(report.assets_uploaded)}, unchanged {len(report.assets_skipped)};"
-                  f" {report.seconds:.1f}s")
+        out.print(
+            f"assets uploaded {len(report.assets_uploaded)}, unchanged {len(report.assets_skipped)};"
+            f" {report.seconds:.1f}s"
+        )
     report.raise_for_failure()
 
 
@@ -70,8 +73,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check that what runs in the stage is exactly the release: stacks, pipeline hashes, code, endpoint."""
-    from gitops.promotion.state import LocalState
     from gitops.deploy.verify import verify_stage
+    from gitops.promotion.state import LocalState
 
     check_stage_marker(release, stage)
     resolved = target_from(root, target)

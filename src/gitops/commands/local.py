@@ -51,5 +51,7 @@ def down(
     stopped = stop_server(local_dir)
     if purge:
         shutil.rmtree(local_dir, ignore_errors=True)
-    out.print(("stopped the embedded target" if stopped else "the embedded target was not running")
-              + (" and purged its state" if purge else ""))
+    out.print(
+        ("stopped the embedded target" if stopped else "the embedded target was not running")
+        + (" and purged its state" if purge else "")
+    )

@@ -28,8 +28,10 @@ def _move_report(result, verb: str, as_json: bool) -> None:
         return
     if result.changed:
         prev = result.previous_release_id[:12] if result.previous_release_id else "none"
-        out.print(f"{verb}: {result.stage} now holds release {result.release_id[:12]} (was {prev}),"
-                  f" commit {result.commit[:10]}")
+        out.print(
+            f"{verb}: {result.stage} now holds release {result.release_id[:12]} (was {prev}),"
+            f" commit {result.commit[:10]}"
+        )
     else:
         out.print(f"{verb}: {result.stage} already holds release {result.release_id[:12]}; nothing to do")
 
@@ -95,8 +97,8 @@ def promote(
 
 
 def _decide(approved: bool, stage: str | None, release: str | None, summary: str | None, root: Path, target) -> None:
-    from gitops.promotion.approval import decide, pending_approvals
     from gitops.config import load_stages
+    from gitops.promotion.approval import decide, pending_approvals
     from gitops.promotion.promote import first_stage
 
     stages = load_stages(root)
@@ -129,8 +131,11 @@ Summary = Annotated[str | None, typer.Option("--summary", help="Why; recorded wi
 
 @app.command()
 def approve(
-    stage: ApproveStage = None, release: ApproveRelease = None, summary: Summary = None,
-    root: RootOpt = Path("."), target: TargetOpt = None,
+    stage: ApproveStage = None,
+    release: ApproveRelease = None,
+    summary: Summary = None,
+    root: RootOpt = Path("."),
+    target: TargetOpt = None,
 ) -> None:
     """The approval click: let exactly this release id be promoted onwards."""
     _decide(True, stage, release, summary, root, target)
@@ -138,8 +143,11 @@ def approve(
 
 @app.command()
 def reject(
-    stage: ApproveStage = None, release: ApproveRelease = None, summary: Summary = None,
-    root: RootOpt = Path("."), target: TargetOpt = None,
+    stage: ApproveStage = None,
+    release: ApproveRelease = None,
+    summary: Summary = None,
+    root: RootOpt = Path("."),
+    target: TargetOpt = None,
 ) -> None:
     """Refuse the waiting release: its pipeline stops before Promote."""
     _decide(False, stage, release, summary, root, target)

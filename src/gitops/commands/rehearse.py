@@ -27,10 +27,10 @@ def rehearse(
     """Render, scan, publish to dev, deploy+verify dev, the approval click, promote, deploy+verify prod."""
     from gitops.commands.local import bring_up
     from gitops.config import StageConfig
-    from gitops.release.diff import diff_releases
     from gitops.local.embedded import read_server, stop_server
-    from gitops.promotion.promote import held_release
     from gitops.local.rehearsal import rehearse as run
+    from gitops.promotion.promote import held_release
+    from gitops.release.diff import diff_releases
     from gitops.release.render import render_release
     from gitops.scan import scan_release
     from gitops.scan.checkov import ensure_checkov
@@ -99,8 +99,9 @@ def rehearse(
         return scan()
 
     try:
-        result = run(root, out_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready,
-                     diff_text=diff_text)
+        result = run(
+            root, out_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready, diff_text=diff_text
+        )
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`")
         raise typer.Exit(130) from None

@@ -10,9 +10,9 @@ from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_
 
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
+    from gitops.config import load_stages
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
-    from gitops.config import load_stages
     from gitops.promotion.state import LocalState
 
     stages = load_stages(root)

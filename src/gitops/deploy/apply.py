@@ -20,11 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gitops.release.assets import sha256_bytes
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import GitopsError, aws_error_text
-from gitops.release.pipelines import canonical_json
+from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import ReleaseManifest, check_stage_summary, load_release, load_stage_config_from_release
+from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
 Progress = Callable[[str], None]

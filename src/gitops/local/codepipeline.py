@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gitops.errors import GitopsError
 from gitops.release.buildspec import (
     BuildResult,
     Buildspec,
@@ -46,7 +47,6 @@ from gitops.release.buildspec import (
     parse_buildspec,
     run_buildspec,
 )
-from gitops.errors import GitopsError
 
 PIPELINE_TYPE = "AWS::CodePipeline::Pipeline"
 PROJECT_TYPE = "AWS::CodeBuild::Project"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import StageConfig
-from gitops.promotion.envrepo import commit_identity, git
 from gitops.errors import GitopsError
+from gitops.promotion.envrepo import commit_identity, git
 
 SERVER_FILE = "moto.json"
 SEEDS = {True: "seed_repo", False: "prod_repo"}  # keyed by "does this stage promote onwards"

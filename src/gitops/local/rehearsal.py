@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops.promotion import envrepo
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
-from gitops.release.manifest import load_release, load_stage_config_from_release
+from gitops.promotion import envrepo
 from gitops.promotion.state import LocalState
+from gitops.release.manifest import load_release, load_stage_config_from_release
 from gitops.target import Target
 
 Log = Callable[[str], None]
@@ -86,7 +86,9 @@ class BuildImage:
             subprocess.run([sys.executable, "-m", "venv", str(base)], check=True)
         subprocess.run(
             [str(base / "bin" / "pip"), "install", "-q", f"moto[server]=={version('moto')}"],
-            check=True, capture_output=True, env=self.env(),
+            check=True,
+            capture_output=True,
+            env=self.env(),
         )
 
     def env(self) -> dict[str, str]:
@@ -150,9 +152,10 @@ def run_stage_pipeline(
     # sends it to CloudWatch; the terminal gets the pipeline's own progress lines.
     log_path = target.local_dir / "logs" / stage.stage / f"{execution_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as build_log, tempfile.TemporaryDirectory(
-        prefix="gitops-image-"
-    ) as image_dir:
+    with (
+        open(log_path, "w", encoding="utf-8") as build_log,
+        tempfile.TemporaryDirectory(prefix="gitops-image-") as image_dir,
+    ):
 
         def route(line: str) -> None:
             build_log.write(line + "\n")
@@ -176,8 +179,13 @@ def run_stage_pipeline(
         for action in st.actions:
             if action.status != "NotStarted":
                 timings.append(
-                    StepTiming(stage.stage, f"{st.name}/{action.name}", action.status, action.duration_seconds or 0.0,
-                               action.message[:80])
+                    StepTiming(
+                        stage.stage,
+                        f"{st.name}/{action.name}",
+                        action.status,
+                        action.duration_seconds or 0.0,
+                        action.message[:80],
+                    )
                 )
     shutil.rmtree(work / execution_id, ignore_errors=True)
     if record.status != "Succeeded":
@@ -238,8 +246,13 @@ def rehearse(
         timed(first.stage, "publish", lambda: publish_release(release_dir, first.stage, target))
         for stage in chain:
             run_stage_pipeline(
-                release_dir, stage, target,
-                decide=decide, diff_text=lambda rid, s=stage: diff_text(s, rid), log=log, timings=timings,
+                release_dir,
+                stage,
+                target,
+                decide=decide,
+                diff_text=lambda rid, s=stage: diff_text(s, rid),
+                log=log,
+                timings=timings,
             )
     for stage in chain:
         _, held = envrepo.current_release(target.env_repo_url(stage))

@@ -72,8 +72,12 @@ def _aws_pending(stage: StageConfig, target: Target) -> list[PendingApproval]:
             release_id = execution_release_id(stage, target, execution_id, session)
             pending.append(
                 PendingApproval(
-                    stage.stage, release_id, execution_id, str(latest.get("lastStatusChange", "")),
-                    token=latest["token"], action_name=action["actionName"],
+                    stage.stage,
+                    release_id,
+                    execution_id,
+                    str(latest.get("lastStatusChange", "")),
+                    token=latest["token"],
+                    action_name=action["actionName"],
                 )
             )
     return pending

@@ -86,8 +86,19 @@ def commit_identity() -> list[str]:
 
 def clone(url: str, into: Path, depth: int | None = 1) -> Path:
     # Checked out byte for byte, and kept so for later commits (`--config` persists in the clone).
-    args = [*_VERBATIM, "clone", "-q", "--branch", BRANCH, "--single-branch", "--no-tags",
-            "--config", "core.autocrlf=false", "--config", "core.excludesFile=/dev/null"]
+    args = [
+        *_VERBATIM,
+        "clone",
+        "-q",
+        "--branch",
+        BRANCH,
+        "--single-branch",
+        "--no-tags",
+        "--config",
+        "core.autocrlf=false",
+        "--config",
+        "core.excludesFile=/dev/null",
+    ]
     if depth:
         args += ["--depth", str(depth)]
     result = git(*args, url, str(into), check=False)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.promotion import envrepo
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
+from gitops.promotion import envrepo
 from gitops.promotion.evidence import Evidence, require_approved
 from gitops.release.manifest import ReleaseManifest, load_release, load_stage_config_from_release
 from gitops.target import Target
@@ -76,9 +76,7 @@ def promote_release(
     source = load_stage_config_from_release(release_dir, from_stage)
     dest = load_stage_config_from_release(release_dir, to_stage)
     if source.promote_to != to_stage:
-        raise PromotionRefused(
-            f"stage {from_stage} promotes to {source.promote_to or 'nothing'}, not to {to_stage}"
-        )
+        raise PromotionRefused(f"stage {from_stage} promotes to {source.promote_to or 'nothing'}, not to {to_stage}")
     require_scanned(manifest)
     published = [d.release_id for d in envrepo.history(target.env_repo_url(source), limit=1000)]
     if manifest.release_id not in published:
@@ -94,7 +92,10 @@ def promote_release(
     with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
         _, held = envrepo.current_release(url)
         pushed = envrepo.push_release(
-            url, release_dir, f"Promote release {manifest.short_id} from {from_stage}", trailers,
+            url,
+            release_dir,
+            f"Promote release {manifest.short_id} from {from_stage}",
+            trailers,
             before_push=before_push,
         )
     return MoveResult(to_stage, manifest.release_id, pushed.commit, pushed.changed, held.release_id if held else None)

@@ -349,8 +349,9 @@ def _code(value: str) -> str:
 
 def _cell(item: ResourceChange | StepChange | ParameterChange) -> str:
     if item.action != "modify":
-        head = _WORD[item.action] + (" — **deletion**" if isinstance(item, ResourceChange) and item.action == "remove"
-                                     else "")
+        head = _WORD[item.action] + (
+            " — **deletion**" if isinstance(item, ResourceChange) and item.action == "remove" else ""
+        )
         return head.replace("|", "\\|")
     lines = _change_lines(item.changes, text=False)
     if isinstance(item, ResourceChange) and item.replacement:

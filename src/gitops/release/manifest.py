@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gitops.release.assets import sha256_bytes
 from gitops.config import StageConfig
 from gitops.errors import ReleaseError
+from gitops.release.assets import sha256_bytes
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -142,13 +142,12 @@ def check_stage_summary(release_dir: Path, manifest: ReleaseManifest, stage: str
         raise ReleaseError(f"{where}: the release has no stage '{stage}'")
     base = f"stages/{stage}/"
     templates = {
-        r[len(base + "templates/"):].removesuffix(".template.json")
-        for r in manifest.files if r.startswith(base + "templates/") and r.endswith(".template.json")
+        r[len(base + "templates/") :].removesuffix(".template.json")
+        for r in manifest.files
+        if r.startswith(base + "templates/") and r.endswith(".template.json")
     }
     pipelines = {
-        r[len(base + "pipelines/"):].removesuffix(".json")
-        for r in manifest.files
-        if r.startswith(base + "pipelines/")
+        r[len(base + "pipelines/") :].removesuffix(".json") for r in manifest.files if r.startswith(base + "pipelines/")
     }
     if templates != set(summary.stacks) or pipelines != set(summary.pipelines):
         raise ReleaseError(f"{where}: stage '{stage}': the summary's stacks or pipelines differ from its files")
@@ -165,8 +164,6 @@ def check_stage_summary(release_dir: Path, manifest: ReleaseManifest, stage: str
             declared = json.loads((release_dir / assets).read_bytes()).get("stack_name")
             if declared != stack.stack_name:
                 raise ReleaseError(f"{where}: stage '{stage}': stack '{name}' is misnamed in the summary")
-
-
 
 
 def stage_config_path(stage: str) -> str:

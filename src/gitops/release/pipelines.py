@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops.release.assets import AssetRegistry, deterministic_tar_gz
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import PipelineDefinitionError
+from gitops.release.assets import AssetRegistry, deterministic_tar_gz
 
 PIPELINE_DEFS = "pipeline_defs"
 
@@ -307,7 +307,7 @@ def _check_acyclic(edges: dict[str, set[str]], shown: str) -> None:
         if state.get(node) == 2:
             return
         if state.get(node) == 1:
-            cycle = " -> ".join(trail[trail.index(node):] + [node])
+            cycle = " -> ".join(trail[trail.index(node) :] + [node])
             raise PipelineDefinitionError(f"{shown}: steps form a cycle: {cycle}")
         state[node] = 1
         for dep in sorted(edges[node]):

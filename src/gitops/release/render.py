@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
-from gitops.release.pipelines import canonical_json
-from gitops.release.project_import import use_checkout
+from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.manifest import (
     PipelineSummary,
     ReleaseManifest,
@@ -30,6 +28,8 @@ from gitops.release.manifest import (
     stage_config_path,
     write_release_dir,
 )
+from gitops.release.pipelines import canonical_json
+from gitops.release.project_import import use_checkout
 
 CACHE_DIR = Path(".gitops") / "cache"
 # Package versions that shape the release bytes; recorded in the manifest and in every cache key.
@@ -115,7 +115,13 @@ ENGINE_INPUTS = ("src/gitops", "pyproject.toml", "README.md")
 # infra imports the engine (names, the buildspec model, the execution-id variable) and renders
 # cdk-nag's report with it: the whole engine is an input, so a cached template never disagrees with it.
 INFRA_INPUTS = (
-    "infra", "cdk.json", "buildspecs", "seed_repo", "prod_repo", "pipeline_defs/features.py", "src/gitops",
+    "infra",
+    "cdk.json",
+    "buildspecs",
+    "seed_repo",
+    "prod_repo",
+    "pipeline_defs/features.py",
+    "src/gitops",
 )
 PIPELINE_INPUTS = ("pipeline_defs", "src/gitops/pipelines.py", "src/gitops/assets.py", "src/gitops/config.py")
 
@@ -125,8 +131,8 @@ def _registry_files(registry: AssetRegistry) -> dict[str, bytes]:
 
 
 def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
-    from gitops.scan.cdk_nag import nag_report_document, report_path
     from gitops.release.synth import synthesize
+    from gitops.scan.cdk_nag import nag_report_document, report_path
 
     registry = AssetRegistry()
     synthesized = synthesize(root, stages, registry)
@@ -257,7 +263,9 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
         try:
             pipeline_parts = {
                 name: part(
-                    f"pipelines-{name}", PIPELINE_INPUTS, lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
+                    f"pipelines-{name}",
+                    PIPELINE_INPUTS,
+                    lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
                     cfg.model_dump_json(),
                 )
                 for name, cfg in stages.items()

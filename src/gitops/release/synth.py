@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops.release.assets import AssetRegistry, deterministic_zip
 from gitops.config import StageConfig
 from gitops.errors import GitopsError, SynthError
+from gitops.release.assets import AssetRegistry, deterministic_zip
 
 INFRA_APP = Path("infra") / "app.py"
 

@@ -145,12 +145,18 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
     """`checkov --framework cloudformation --skip-download` over the templates, nothing from the network."""
     by_path = {str(t.path.resolve()): t for t in templates}
     cmd = [
-        str(python), "-m", "checkov.main",
-        "--framework", "cloudformation",
+        str(python),
+        "-m",
+        "checkov.main",
+        "--framework",
+        "cloudformation",
         "--skip-download",
-        "--output", "json",
-        "--quiet", "--compact",
-        "--external-checks-dir", str(CHECKS_DIR),
+        "--output",
+        "json",
+        "--quiet",
+        "--compact",
+        "--external-checks-dir",
+        str(CHECKS_DIR),
     ]
     for template in templates:
         cmd += ["-f", str(template.path.resolve())]

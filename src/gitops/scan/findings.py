@@ -11,13 +11,25 @@ TOOLS = ("cfn-lint", "checkov", "cdk-nag", "detect-secrets", "policy")
 # The same concern as each tool names it: findings of one concern on one resource are one problem.
 CONCERNS: dict[str, tuple[str, ...]] = {
     "s3-public-access": (
-        "CKV_AWS_20", "CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56", "CKV_AWS_57",
-        "AwsSolutions-S2", "AwsSolutions-S5",
+        "CKV_AWS_20",
+        "CKV_AWS_53",
+        "CKV_AWS_54",
+        "CKV_AWS_55",
+        "CKV_AWS_56",
+        "CKV_AWS_57",
+        "AwsSolutions-S2",
+        "AwsSolutions-S5",
     ),
     "s3-encryption": ("CKV_AWS_19", "CKV2_GITOPS_2"),
     "s3-access-logs": ("CKV_AWS_18", "AwsSolutions-S1"),
     "iam-wildcard": (
-        "CKV_AWS_62", "CKV_AWS_63", "CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111",
+        "CKV_AWS_62",
+        "CKV_AWS_63",
+        "CKV_AWS_107",
+        "CKV_AWS_108",
+        "CKV_AWS_109",
+        "CKV_AWS_110",
+        "CKV_AWS_111",
         "AwsSolutions-IAM5",
     ),
     "kms-key-rotation": ("CKV_AWS_7", "AwsSolutions-KMS5"),

@@ -293,4 +293,3 @@ def _write_reports(report: ScanReport, sarif_path: Path, junit_path: Path) -> No
     report.sarif, report.junit = sarif_path, junit_path
     write_sarif(report, sarif_path)
     write_junit(report, junit_path)
-

@@ -37,7 +37,7 @@ class TemplateRef:
         """The 1-based line where a resource starts (canonical JSON, 2-space indent)."""
         if not logical_id:
             return None
-        wanted = f'    {json.dumps(logical_id)}: {{'
+        wanted = f"    {json.dumps(logical_id)}: {{"
         for number, text in enumerate(self.lines, 1):
             if text == wanted:
                 return number

@@ -61,8 +61,6 @@ def predict_fn(data, model):
 
 def output_fn(prediction, accept="application/json"):
     body = {
-        "predictions": [
-            {"churn_probability": round(float(p), 6), "churned": int(p >= THRESHOLD)} for p in prediction
-        ]
+        "predictions": [{"churn_probability": round(float(p), 6), "churned": int(p >= THRESHOLD)} for p in prediction]
     }
     return json.dumps(body), "application/json"
