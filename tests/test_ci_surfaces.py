@@ -542,7 +542,7 @@ def test_git_reaches_codecommit_through_the_remote_helper_wherever_an_env_repo_i
 
 def test_pre_commit_runs_ruff_cfn_lint_on_the_release_and_actionlint_from_the_lock():
     hooks = {hook["id"]: hook for hook in pre_commit_hooks()}
-    assert {"ruff", "cfn-lint", "actionlint", "render"} <= set(hooks)
+    assert {"ruff", "ruff-format", "cfn-lint", "actionlint", "render"} <= set(hooks)
     for hook in hooks.values():
         assert hook["language"] == "system" and hook["entry"].startswith("uv run --frozen "), hook["id"]
     assert hooks["cfn-lint"]["args"] == ["release/stages/*/templates/*.template.json"]
@@ -554,3 +554,11 @@ def test_pre_commit_runs_ruff_cfn_lint_on_the_release_and_actionlint_from_the_lo
 def test_pre_commit_config_is_valid():
     clientlib = pytest.importorskip("pre_commit.clientlib", reason="pre-commit is not installed here")
     clientlib.load_config(str(PRE_COMMIT))
+
+
+def test_the_tree_is_ruff_formatted_and_lint_clean():
+    """The same ruff the pre-commit hooks run: a formatting or lint slip fails here, not in review."""
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (["format", "--check", "--quiet", "."], ["check", "--quiet", "."]):
+        done = subprocess.run([*ruff, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"ruff {args[0]}: {done.stdout}{done.stderr}"

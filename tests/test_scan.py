@@ -372,7 +372,8 @@ def test_a_fingerprint_pins_a_secrets_suppression_to_one_value():
             r"policy\.yaml: suppressions\[0\] \(CKV_AWS_19\): reason: must say why in at least 20 characters",
         ),
         (
-            f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n    reason: {REASON}\n    skip: all\n",
+            f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/Bucket1]\n"
+            f"    reason: {REASON}\n    skip: all\n",
             r"suppressions\[0\] \(CKV_AWS_19\): unknown key 'skip'",
         ),
         ("version: 1\nskip_checks: [CKV_AWS_19]\nsuppressions: []\n", r"policy\.yaml: unknown key 'skip_checks'"),
