@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from enum import StrEnum
@@ -14,6 +13,7 @@ import typer
 
 from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, err, target_from
 from gitops.errors import GitopsError
+from gitops.files import atomic_write
 
 
 class DiffFormat(StrEnum):
@@ -47,14 +47,6 @@ def _stage_config(name: str, release: Path | None, root: Path):
     if name not in stages:
         raise GitopsError(f"--stage {name}: no such stage (have {', '.join(stages)})")
     return stages[name]
-
-
-def _write(path: Path, text: str) -> None:
-    """Write the whole file or nothing (a reader never sees half a diff)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @app.command()
@@ -114,7 +106,7 @@ def diff(
     else:
         text = result.to_text() + "\n"
     if output is not None:
-        _write(output, text)
+        atomic_write(output, text)
         err.print(f"[dim]diff[/] wrote {output} ({'no changes' if result.empty else 'changes'})")
         return
     typer.echo(text, nl=False)

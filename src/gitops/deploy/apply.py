@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import time
 import uuid
@@ -22,12 +21,12 @@ from typing import Any
 
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import GitopsError, aws_error_text
+from gitops.files import atomic_write
+from gitops.progress import Progress
 from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import ReleaseManifest, check_stage_summary, load_release, load_stage_config_from_release
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
-
-Progress = Callable[[str], None]
 
 # The engine's own names: the model the Inference stack serves, the tags it puts on what it upserts.
 MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
@@ -479,10 +478,7 @@ class MotoCapabilities:
     def save(self) -> None:
         if not (self.path and self._dirty and self.types is not None):
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({"types": sorted(self.types), "attrs": self.attrs}, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"types": sorted(self.types), "attrs": self.attrs}, sort_keys=True))
         self._dirty = False
 
 

@@ -8,7 +8,6 @@ deployed. The report names each difference; VerifyReport.raise_for_failure() mak
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from gitops.deploy.apply import (
     stack_status,
 )
 from gitops.errors import GitopsError
+from gitops.progress import Progress
 from gitops.target import Target
 
-Progress = Callable[[str], None]
 _OK_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 

@@ -1,6 +1,6 @@
 """The local CodePipeline runner: read a synthesized pipeline's stages and actions, then run them here.
 
-The same stage order and the same buildspecs as AWS runs (DESIGN §5), read from the template CDK
+The same stage order and the same buildspecs as AWS runs (docs/design.md §5), read from the template CDK
 synthesized. Only what the env pipelines use is supported: Source/CodeCommit, Build|Test/CodeBuild
 and Approval/Manual actions. The runner knows no git and no AWS: the caller injects the source
 checkout (source_dir_provider) and the approval decision (approval_gate).

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
+from gitops.files import atomic_write
 from gitops.promotion.envrepo import commit_identity, git
 
 SERVER_FILE = "moto.json"
@@ -99,7 +100,7 @@ def start_server(local_dir: Path, timeout: float = 30.0) -> ServerInfo:
             proc.kill()
             raise EmbeddedError(f"{local_dir / 'moto.log'}: the moto server did not start on port {port}")
         time.sleep(0.1)
-    _atomic_write(local_dir / SERVER_FILE, json.dumps({"pid": info.pid, "port": info.port}))
+    atomic_write(local_dir / SERVER_FILE, json.dumps({"pid": info.pid, "port": info.port}))
     return info
 
 
@@ -127,13 +128,6 @@ def _reap(pid: int) -> bool:
     except ChildProcessError:  # not our child: its parent reaps it
         return False
     return done == pid
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def seed_env_repo(root: Path, local_dir: Path, stage: StageConfig) -> Path:

@@ -3,7 +3,7 @@
 An env repo holds the stage's current release under release/; its git history is the stage's
 deploy history. Every update is a single fast-forward push of one commit: a crash at any point
 leaves the remote at the old release or the new one, and a lost race is retried against the new
-head, converging instead of duplicating (DESIGN §7.3, §7.4).
+head, converging instead of duplicating (docs/design.md §7.3, §7.4).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 publish: a scanned release into the first stage's repository.
 promote: the release a stage holds, byte for byte, into the next stage's repository, only if it
 passed scan, was deployed and verified in the source stage, and was approved for exactly its id
-(DESIGN §7). Rollback republishes a release from the stage's own history.
+(docs/design.md §7). Rollback republishes a release from the stage's own history.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from gitops.errors import GitopsError
+from gitops.files import atomic_write
 
 Decision = Literal["waiting", "approved", "rejected"]
 
@@ -67,13 +67,7 @@ class LocalState:
 
     def _write(self, rel: str, data: Any) -> None:
         path = self.dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(data, indent=2, sort_keys=True))
 
     def _read(self, rel: str) -> Any | None:
         try:

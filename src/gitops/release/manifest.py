@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gitops.config import StageConfig
 from gitops.errors import ReleaseError
+from gitops.files import atomic_write
 from gitops.release.assets import sha256_bytes
 
 MANIFEST = "manifest.json"
@@ -75,11 +76,36 @@ class ReleaseManifest(_Model):
 
 
 def compute_release_id(files: dict[str, str]) -> str:
-    """sha256 over the sorted (path, sha256) list of every file but the manifest (DESIGN §3)."""
+    """sha256 over the sorted (path, sha256) list of every file but the manifest (docs/design.md §3)."""
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(f"{path}\0{files[path]}\n".encode())
     return digest.hexdigest()
+
+
+def seal_manifest(
+    files: dict[str, bytes],
+    *,
+    stages: dict[str, StageSummary],
+    engine_wheel: str,
+    source_commit: str | None = None,
+    tool_versions: dict[str, str] | None = None,
+    scan: ScanRecord | None = None,
+) -> ReleaseManifest:
+    """The manifest of a release made of `files` (path -> bytes): every digest, and the id over them.
+
+    The one place a manifest is made (render, and the tests' release builders).
+    """
+    hashes = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
+    return ReleaseManifest(
+        release_id=compute_release_id(hashes),
+        source_commit=source_commit,
+        tool_versions=tool_versions or {},
+        engine_wheel=engine_wheel,
+        stages=stages,
+        files=hashes,
+        scan=scan,
+    )
 
 
 def manifest_bytes(manifest: ReleaseManifest) -> bytes:
@@ -183,10 +209,7 @@ def load_stage_config_from_release(release_dir: Path, stage: str) -> StageConfig
 
 def write_manifest(release_dir: Path, manifest: ReleaseManifest) -> None:
     """Replace the manifest atomically (scan records its result this way)."""
-    target = release_dir / MANIFEST
-    tmp = target.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_bytes(manifest_bytes(manifest))
-    os.replace(tmp, target)
+    atomic_write(release_dir / MANIFEST, manifest_bytes(manifest))
 
 
 def write_release_dir(out: Path, files: dict[str, bytes], manifest: ReleaseManifest) -> None:

@@ -1,4 +1,4 @@
-"""`gitops render`: the source tree in, one deterministic release directory out (DESIGN §3)."""
+"""`gitops render`: the source tree in, one deterministic release directory out (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ from pathlib import Path
 
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
+from gitops.progress import Progress
 from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.manifest import (
     PipelineSummary,
     ReleaseManifest,
     StackSummary,
     StageSummary,
-    compute_release_id,
     load_release,
+    seal_manifest,
     stage_config_path,
     write_release_dir,
 )
@@ -35,8 +36,6 @@ CACHE_DIR = Path(".gitops") / "cache"
 # Package versions that shape the release bytes; recorded in the manifest and in every cache key.
 TOOLS = ("sagemaker-gitops", "aws-cdk-lib", "constructs", "cdk-nag", "sagemaker", "hatchling")
 _SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache", "cdk.out", "node_modules", ".venv"}
-
-Progress = Callable[[str], None]
 
 
 def tool_versions() -> dict[str, str]:
@@ -279,9 +278,8 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     for name, cfg in stages.items():
         # The validated settings travel with the release: deploy needs them, not the source tree.
         files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
-    file_hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
-    manifest = ReleaseManifest(
-        release_id=compute_release_id(file_hashes),
+    manifest = seal_manifest(
+        files,
         source_commit=_source_commit(root),
         tool_versions=tool_versions(),
         engine_wheel=engine.summary["engine_wheel"],
@@ -295,7 +293,6 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
             )
             for name, cfg in stages.items()
         },
-        files=dict(sorted(file_hashes.items())),
     )
     unchanged = _same_release(out, manifest)
     if not unchanged:

@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from gitops.progress import Progress
 from gitops.scan.errors import CheckovMissing, ScanError
 from gitops.scan.findings import Finding, ToolRun
 from gitops.scan.templates import TemplateRef
@@ -33,8 +33,6 @@ CHECKS_DIR = Path(__file__).parent / "checkov_checks"  # our own checks, for wha
 ENV_OVERRIDE = "GITOPS_CHECKOV_ENV"  # another location for the environment (a CI cache, a test)
 _INSTALL_TIMEOUT = 900
 _RUN_TIMEOUT = 900
-
-Progress = Callable[[str], None]
 
 
 def env_dir(root: Path) -> Path:

@@ -12,12 +12,12 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 
+from gitops.progress import Progress
 from gitops.release.manifest import ScanRecord, ToolScan, load_release, load_stage_config_from_release, write_manifest
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import TOOLS, Finding, ToolRun, merge, sort_key
 from gitops.scan.policy import POLICY_FILE, Suppression, apply_policy, load_policy, stage_values
 
-Progress = Callable[[str], None]
 REPORTS_DIR = Path("reports")
 SARIF_FILE = "scan.sarif"
 JUNIT_FILE = "scan-junit.xml"

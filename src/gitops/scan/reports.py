@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitops.files import atomic_write
 from gitops.scan.findings import TOOLS, Finding
 
 if TYPE_CHECKING:
@@ -23,13 +23,6 @@ TOOL_URIS = dict(
         ("detect-secrets", "https://github.com/Yelp/detect-secrets"),
     )
 )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _fingerprint(finding: Finding) -> str:
@@ -116,7 +109,7 @@ def sarif_log(report: ScanReport) -> dict:
 
 
 def write_sarif(report: ScanReport, path: Path) -> None:
-    _write_atomic(path, (json.dumps(sarif_log(report), indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, (json.dumps(sarif_log(report), indent=2, sort_keys=True) + "\n").encode())
 
 
 def junit_xml(report: ScanReport) -> bytes:
@@ -168,4 +161,4 @@ def junit_xml(report: ScanReport) -> bytes:
 
 
 def write_junit(report: ScanReport, path: Path) -> None:
-    _write_atomic(path, junit_xml(report))
+    atomic_write(path, junit_xml(report))

@@ -7,20 +7,18 @@ from pathlib import Path
 import pytest
 
 from gitops.errors import ReleaseError
-from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
-from gitops.release.manifest import ReleaseManifest, compute_release_id, load_release, write_release_dir
+from gitops.release.assets import deterministic_tar_gz, deterministic_zip
+from gitops.release.manifest import (
+    ReleaseManifest,
+    compute_release_id,
+    load_release,
+    seal_manifest,
+    write_release_dir,
+)
 
 
 def _manifest(files: dict[str, bytes]) -> ReleaseManifest:
-    hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
-    return ReleaseManifest(
-        release_id=compute_release_id(hashes),
-        source_commit=None,
-        tool_versions={},
-        engine_wheel="assets/x/engine.whl",
-        stages={},
-        files=hashes,
-    )
+    return seal_manifest(files, stages={}, engine_wheel="assets/x/engine.whl")
 
 
 FILES = {"stages/dev/templates/Base.template.json": b"{}\n", "assets/ab/step.py": b"print(1)\n"}

@@ -22,14 +22,14 @@ from gitops.release.manifest import (
     ReleaseManifest,
     ScanRecord,
     StageSummary,
-    compute_release_id,
+    seal_manifest,
     stage_config_path,
     write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GITOPS = [sys.executable, "-m", "gitops"]
 STAGES = load_stages(ROOT)
 
@@ -106,8 +106,6 @@ def make_release(
     data = {rel: value if isinstance(value, bytes) else canonical_json(value) for rel, value in files.items()}
     for name in stages:
         data[stage_config_path(name)] = canonical_json(STAGES[name].model_dump(mode="json"))
-    hashes = {rel: sha256_bytes(blob) for rel, blob in data.items()}
-    release_id = compute_release_id(hashes)
     stage_summaries = (
         {
             name: StageSummary(
@@ -118,15 +116,9 @@ def make_release(
         if summaries
         else {}
     )
-    manifest = ReleaseManifest(
-        release_id=release_id,
-        source_commit=None,
-        tool_versions={},
-        engine_wheel="assets/none/engine.whl",
-        stages=stage_summaries,
-        files=hashes,
-        scan=ScanRecord(release_id=release_id, passed=True) if scanned else None,
-    )
+    manifest = seal_manifest(data, stages=stage_summaries, engine_wheel="assets/none/engine.whl")
+    if scanned:
+        manifest.scan = ScanRecord(release_id=manifest.release_id, passed=True)
     write_release_dir(out, data, manifest)
     return manifest
 

@@ -23,14 +23,13 @@ import jsonschema
 import pytest
 
 from gitops.config import StageConfig
-from gitops.release.assets import AssetRegistry, sha256_bytes
+from gitops.release.assets import AssetRegistry
 from gitops.release.manifest import (
-    ReleaseManifest,
     StackSummary,
     StageSummary,
-    compute_release_id,
     load_release,
     read_manifest,
+    seal_manifest,
     stage_config_path,
     write_release_dir,
 )
@@ -42,7 +41,7 @@ from gitops.scan.policy import apply_policy, parse_policy
 from gitops.scan.secrets import run_secrets_scan
 from gitops.scan.templates import TemplateRef, inline_suppressions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "scan"
 INSECURE_APP = FIXTURES / "insecure"
 SARIF_SCHEMA = FIXTURES / "sarif-2.1.0-rtm.5.json"
@@ -64,7 +63,6 @@ def write_release(out: Path, templates: dict[str, bytes], nag: dict[str, dict] |
     files["stages/dev/cdk-nag.json"] = canonical_json(
         {"pack": "AwsSolutions", "cdk_nag": "3.0.2", "stacks": nag or {n: {"resources": 0} for n in templates}}
     )
-    hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
     stacks = {}
     for name, body in templates.items():
         try:
@@ -72,15 +70,12 @@ def write_release(out: Path, templates: dict[str, bytes], nag: dict[str, dict] |
         except ValueError:
             count = 0
         stacks[name] = StackSummary(stack_name=f"mlops-dev-{name.lower()}", resources=count, resource_types={})
-    manifest = ReleaseManifest(
-        release_id=compute_release_id(hashes),
-        source_commit=None,
-        tool_versions={},
+    manifest = seal_manifest(
+        files,
         engine_wheel="assets/none/engine.whl",
         stages={
             "dev": StageSummary(account=DEV.account, region=DEV.region, promote_to=None, stacks=stacks, pipelines={})
         },
-        files=dict(sorted(hashes.items())),
     )
     write_release_dir(out, files, manifest)
     return out

@@ -1,4 +1,4 @@
-"""Promotion safety (DESIGN §7): what was approved is what moves, atomically, exactly once."""
+"""Promotion safety (docs/design.md §7): what was approved is what moves, atomically, exactly once."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ from gitops.release.manifest import (
     ScanRecord,
     StackSummary,
     StageSummary,
-    compute_release_id,
+    seal_manifest,
     stage_config_path,
     write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = load_stages(ROOT)
 
 
@@ -35,12 +35,8 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
     files = {stage_config_path(name): canonical_json(cfg.model_dump(mode="json")) for name, cfg in STAGES.items()}
     files["stages/dev/templates/Base.template.json"] = canonical_json({"Resources": {}, "Description": marker})
     files[f"assets/{sha256_bytes(marker.encode())}/step.py"] = marker.encode()
-    hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
-    release_id = compute_release_id(hashes)
-    manifest = ReleaseManifest(
-        release_id=release_id,
-        source_commit=None,
-        tool_versions={},
+    manifest = seal_manifest(
+        files,
         engine_wheel="assets/none/engine.whl",
         stages={
             name: StageSummary(
@@ -54,9 +50,9 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
             )
             for name, cfg in STAGES.items()
         },
-        files=hashes,
-        scan=ScanRecord(release_id=release_id, passed=scan_passed) if scanned else None,
     )
+    if scanned:
+        manifest.scan = ScanRecord(release_id=manifest.release_id, passed=scan_passed)
     write_release_dir(out, files, manifest)
     return manifest
 

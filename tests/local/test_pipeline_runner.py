@@ -20,8 +20,8 @@ from gitops.local.codepipeline import (
     run_pipeline,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "runner" / "mlops-dev.template.json"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "runner" / "mlops-dev.template.json"
 PSEUDO = {"AWS::AccountId": "111111111111", "AWS::Region": "eu-west-1"}
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
 

@@ -24,7 +24,7 @@ import yaml
 from gitops import cli
 from gitops.release.buildspec import load_buildspec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 BUILDSPECS = sorted((ROOT / "buildspecs").glob("*.yml"))
@@ -468,7 +468,7 @@ def test_install_is_cached_and_pinned(path: Path):
     assert spec.cache is not None and spec.cache.paths, f"{path.name}: no cache for the package manager"
     install = " ".join(spec.phases.install.commands)
     if path.stem in ENV_REPO_BUILDSPECS:
-        # The engine that deploys a release is the one it carries (DESIGN §3): reviewed code, same commit.
+        # The engine that deploys a release is the one it carries (docs/design.md §3): reviewed code, same commit.
         assert "pip install release/assets/*/sagemaker_gitops-*.whl" in install
         assert "uv sync" not in install
         assert any(p.startswith("/var/cache/pip") for p in spec.cache.paths)

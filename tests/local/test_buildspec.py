@@ -10,7 +10,7 @@ import pytest
 
 from gitops.release.buildspec import BuildResult, BuildspecError, load_buildspec, parse_buildspec, run_buildspec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
 
 

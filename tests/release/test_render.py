@@ -15,7 +15,7 @@ from gitops.errors import ConfigError, PipelineDefinitionError
 from gitops.release.manifest import load_release
 from gitops.release.render import render_release
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GITOPS = [sys.executable, "-m", "gitops"]
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # infra/ and pipeline_defs/ are imported from the repository root
     sys.path.insert(0, str(ROOT))
 

@@ -19,7 +19,7 @@ from gitops.release.render import render_release
 from gitops.scan import load_policy, scan_release
 from gitops.scan.policy import MIN_REASON
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_scan import validate_sarif  # noqa: E402
 

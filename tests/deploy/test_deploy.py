@@ -32,17 +32,16 @@ from gitops.local.embedded import start_server, stop_server
 from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import (
     PipelineSummary,
-    ReleaseManifest,
     StackSummary,
     StageSummary,
-    compute_release_id,
+    seal_manifest,
     stage_config_path,
     write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "111111111111", "eu-west-1"
 BUCKET = f"mlops-dev-artifacts-{ACCOUNT}-{REGION}"
 CDK_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
@@ -222,11 +221,8 @@ def make_release(
         for res in template["Resources"].values():
             types[res["Type"]] = types.get(res["Type"], 0) + 1
         stacks[name] = StackSummary(stack_name=stack_name, resources=sum(types.values()), resource_types=types)
-    hashes = {rel: sha256_bytes(data) for rel, data in files.items()}
-    manifest = ReleaseManifest(
-        release_id=compute_release_id(hashes),
-        source_commit=None,
-        tool_versions={},
+    manifest = seal_manifest(
+        files,
         engine_wheel="assets/x/engine.whl",
         stages={
             "dev": StageSummary(
@@ -239,7 +235,6 @@ def make_release(
                 },
             )
         },
-        files=hashes,
     )
     write_release_dir(out, files, manifest)
     return out

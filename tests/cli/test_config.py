@@ -10,7 +10,7 @@ import pytest
 from gitops.config import load_stage_config, load_stages
 from gitops.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_stages_load_in_promotion_order():

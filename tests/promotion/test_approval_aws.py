@@ -23,7 +23,7 @@ from gitops.promotion.evidence import EvidenceError, PipelineEvidence, evidence_
 from gitops.promotion.state import ApprovalMissing
 from gitops.target import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEV = load_stages(ROOT)["dev"]
 RELEASE = "ab12" * 16
 OTHER = "cd34" * 16
