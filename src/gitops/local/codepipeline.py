@@ -38,15 +38,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gitops.errors import GitopsError
-from gitops.release.buildspec import (
-    BuildResult,
-    Buildspec,
-    BuildspecError,
-    ReferenceResolver,
-    load_buildspec,
-    parse_buildspec,
-    run_buildspec,
-)
+from gitops.local.buildspec_runner import BuildResult, ReferenceResolver, run_buildspec
+from gitops.release.buildspec import Buildspec, BuildspecError, load_buildspec, parse_buildspec
 
 PIPELINE_TYPE = "AWS::CodePipeline::Pipeline"
 PROJECT_TYPE = "AWS::CodeBuild::Project"
