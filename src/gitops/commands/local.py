@@ -15,22 +15,11 @@ local_app = typer.Typer(help="Start or stop the embedded target (a loopback moto
 app.add_typer(local_app, name="local")
 
 
-def bring_up(root: Path) -> tuple[Path, str]:
-    """Start the server and seed every stage's env repository; idempotent."""
-    from gitops.config import load_stages
-    from gitops.local.embedded import seed_env_repo, start_server
-
-    local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
-    stages = load_stages(root)
-    server = start_server(local_dir)
-    for cfg in stages.values():
-        seed_env_repo(root, local_dir, cfg)
-    return local_dir, server.endpoint_url
-
-
 @local_app.command("up")
 def up(root: RootOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Start the embedded target and seed the env repositories (kept until `gitops local down`)."""
+    from gitops.local.embedded import bring_up
+
     local_dir, endpoint = bring_up(root)
     if as_json:
         emit_json({"local_dir": str(local_dir), "endpoint_url": endpoint})

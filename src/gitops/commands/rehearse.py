@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -25,16 +23,7 @@ def rehearse(
     as_json: JsonOpt = False,
 ) -> None:
     """Render, scan, publish to dev, deploy+verify dev, the approval click, promote, deploy+verify prod."""
-    from gitops.commands.local import bring_up
-    from gitops.config import StageConfig
-    from gitops.local.embedded import read_server, stop_server
-    from gitops.local.rehearsal import rehearse as run
-    from gitops.promotion.promote import held_release
-    from gitops.release.diff import diff_releases
-    from gitops.release.render import render_release
-    from gitops.scan import scan_release
-    from gitops.scan.checkov import ensure_checkov
-    from gitops.target import DEFAULT_LOCAL_DIR, Target
+    from gitops.local.rehearsal import rehearse_locally
 
     def log(msg: str) -> None:
         if not as_json:
@@ -44,71 +33,23 @@ def rehearse(
         if not as_json:
             err.print(f"[bold]rehearse[/] {msg}")
 
-    local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
-    was_running = read_server(local_dir) is not None
-
-    def render() -> str:
-        result = render_release(root, out_dir, progress=lambda m: say(f"render: {m}"))
-        say(f"release {result.manifest.release_id}")
-        return result.manifest.release_id
-
-    def scan() -> bool:
-        report = scan_release(root, out_dir, progress=lambda m: say(f"scan: {m}"))
-        say(f"scan: {'passed' if report.passed else 'FAILED'}")
-        return report.passed
-
-    def diff_text(stage: StageConfig, release_id: str) -> str:
-        nxt = stage.promote_to
-        with tempfile.TemporaryDirectory(prefix="gitops-diff-") as tmp:
-            try:
-                base = held_release(stages_by_name[nxt], target, Path(tmp) / "base") if nxt else None
-            except Exception:  # noqa: BLE001 (the next stage holds nothing yet: diff against nothing)
-                base = None
-            return diff_releases(base, out_dir).to_text()
-
-    def decide(stage: str, release_id: str, text: str) -> tuple[bool | None, str]:
-        if approve:
-            say(f"approval: release {release_id[:12]} approved (--approve)")
-            return True, "approved by `gitops rehearse --approve`"
-        err.print(text)
-        if sys.stdin.isatty():
-            ok = typer.confirm(f"Promote release {release_id[:12]} from {stage}?", default=False)
-            return ok, "approved at the rehearsal prompt" if ok else "rejected at the rehearsal prompt"
-        say(f"approval: release {release_id[:12]} waits in {stage}; from another terminal run:")
-        say(f"  GITOPS_TARGET=local gitops approve --release {release_id[:12]}   (or reject)")
-        return None, ""
-
-    from gitops.config import load_stages
-
-    stages_by_name: dict[str, StageConfig] = load_stages(root)
-    say(f"embedded target: {'reusing' if was_running else 'starting'} moto on loopback")
-    # The server and the checkov environment start in the background while render runs.
-    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitops-rehearse")
-    server = background.submit(bring_up, root)
-    tools = background.submit(ensure_checkov, root.resolve())
-    target: Target | None = None
-
-    def connect() -> Target:
-        nonlocal target
-        found_dir, endpoint = server.result()
-        target = Target("local", found_dir, endpoint)
-        return target
-
-    def scan_when_ready() -> bool:
-        tools.result()
-        return scan()
+    def confirm(question: str) -> bool:
+        return typer.confirm(question, default=False)
 
     try:
-        result = run(
-            root, out_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready, diff_text=diff_text
+        result = rehearse_locally(
+            root,
+            out_dir,
+            approve=approve,
+            keep_running=keep_running,
+            say=say,
+            log=log,
+            show=err.print,
+            confirm=confirm if sys.stdin.isatty() else None,
         )
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`")
         raise typer.Exit(130) from None
-    finally:
-        background.shutdown(wait=True)
-        if not was_running and not keep_running:
-            stop_server(local_dir)
     if as_json:
         emit_json(
             {

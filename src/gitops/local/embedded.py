@@ -16,10 +16,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.config import StageConfig
+from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError
 from gitops.files import atomic_write
 from gitops.promotion.envrepo import commit_identity, git
+from gitops.target import DEFAULT_LOCAL_DIR
 
 SERVER_FILE = "moto.json"
 SEEDS = {True: "seed_repo", False: "prod_repo"}  # keyed by "does this stage promote onwards"
@@ -149,3 +150,13 @@ def seed_env_repo(root: Path, local_dir: Path, stage: StageConfig) -> Path:
     os.rename(tmp_bare / "repo.git", bare)
     shutil.rmtree(tmp_bare, ignore_errors=True)
     return bare
+
+
+def bring_up(root: Path) -> tuple[Path, str]:
+    """Start the server and seed every stage's env repository; idempotent. (local dir, endpoint URL)"""
+    local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
+    stages = load_stages(root)
+    server = start_server(local_dir)
+    for cfg in stages.values():
+        seed_env_repo(root, local_dir, cfg)
+    return local_dir, server.endpoint_url

@@ -18,19 +18,33 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
-from gitops.config import StageConfig
+from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError
+from gitops.local.codepipeline import ExecutionRecord, SourceOutput, load_stage_pipeline, run_pipeline
+from gitops.local.embedded import bring_up, read_server, stop_server
+from gitops.progress import Progress
 from gitops.promotion import envrepo
+from gitops.promotion.promote import first_stage, held_release, publish_release
 from gitops.promotion.state import LocalState
+from gitops.release.diff import diff_releases
 from gitops.release.manifest import load_release, load_stage_config_from_release
-from gitops.target import Target
+from gitops.release.render import render_release
+from gitops.scan import scan_release
+from gitops.scan.checkov import ensure_checkov
+from gitops.target import DEFAULT_LOCAL_DIR, Target
 
-Log = Callable[[str], None]
 # Decides a waiting approval: (stage, release_id, diff_text) -> (approved, summary); may block.
 Decider = Callable[[str, str, str], tuple[bool | None, str]]  # None: wait for another terminal
+# Asks a yes/no question at the terminal.
+Confirm = Callable[[str], bool]
+T = TypeVar("T")
 
 
 _PHASES = "PROVISIONING|DOWNLOAD_SOURCE|INSTALL|PRE_BUILD|BUILD|POST_BUILD|UPLOAD_ARTIFACTS|FINALIZING"
@@ -69,8 +83,6 @@ class BuildImage:
     """
 
     def __init__(self, base: Path) -> None:
-        from importlib.metadata import version
-
         self.dir = base
         python = base / "bin" / "python"
         uv = shutil.which("uv")
@@ -109,12 +121,10 @@ def run_stage_pipeline(
     *,
     decide: Decider,
     diff_text: Callable[[str], str],
-    log: Log,
+    log: Progress,
     timings: list[StepTiming],
 ) -> str:
     """Run one stage's CodePipeline from its synthesized template; returns the execution's status."""
-    from gitops.local.codepipeline import SourceOutput, load_stage_pipeline, run_pipeline
-
     assert target.local_dir is not None
     state = LocalState(target.local_dir)
     model = load_stage_pipeline(
@@ -145,7 +155,7 @@ def run_stage_pipeline(
         record = state.wait_for_decision(stage.stage, release_id)
         return ("Approved" if record.status == "approved" else "Rejected"), record.summary or ""
 
-    def on_update(record) -> None:
+    def on_update(record: ExecutionRecord) -> None:
         state.save_execution(stage.stage, execution_id, record.model_dump(mode="json"))
 
     # Build output (phases, commands, their output) goes to a log file per execution, as CodeBuild
@@ -202,7 +212,7 @@ def rehearse(
     target: Target | Callable[[], Target],
     *,
     decide: Decider,
-    log: Log,
+    log: Progress,
     render: Callable[[], str],
     scan: Callable[[], bool],
     diff_text: Callable[[StageConfig, str], str],
@@ -214,7 +224,7 @@ def rehearse(
     started = time.perf_counter()
     timings: list[StepTiming] = []
 
-    def timed(stage: str, step: str, fn: Callable[[], object]) -> object:
+    def timed(stage: str, step: str, fn: Callable[[], T]) -> T:
         t0 = time.perf_counter()
         try:
             value = fn()
@@ -229,42 +239,116 @@ def rehearse(
     if not timed("-", "scan", scan):
         raise RehearsalFailed(f"release {release_id[:12]} has unsuppressed policy findings (see the scan table)")
 
-    if callable(target):  # brought up while render and scan ran
-        target = timed("-", "embedded target", target)
+    # A function is called now: the target was brought up while render and scan ran.
+    here = target if isinstance(target, Target) else timed("-", "embedded target", target)
     manifest = load_release(release_dir)
     stages = {name: load_stage_config_from_release(release_dir, name) for name in manifest.stages}
     chain = _promotion_chain(stages)
     last = chain[-1]
-    _, held_last = envrepo.current_release(target.env_repo_url(last))
+    _, held_last = envrepo.current_release(here.env_repo_url(last))
     if held_last is not None and held_last.release_id == release_id:
         result.already_promoted = True
         log(f"{last.stage} already holds release {release_id[:12]}: nothing to rehearse")
     else:
-        from gitops.promotion.promote import publish_release
-
         first = chain[0]
-        timed(first.stage, "publish", lambda: publish_release(release_dir, first.stage, target))
+        timed(first.stage, "publish", lambda: publish_release(release_dir, first.stage, here))
         for stage in chain:
             run_stage_pipeline(
                 release_dir,
                 stage,
-                target,
+                here,
                 decide=decide,
-                diff_text=lambda rid, s=stage: diff_text(s, rid),
+                diff_text=partial(diff_text, stage),
                 log=log,
                 timings=timings,
             )
     for stage in chain:
-        _, held = envrepo.current_release(target.env_repo_url(stage))
+        _, held = envrepo.current_release(here.env_repo_url(stage))
         result.final_releases[stage.stage] = held.release_id if held else None
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 
 
 def _promotion_chain(stages: dict[str, StageConfig]) -> list[StageConfig]:
-    from gitops.promotion.promote import first_stage
-
     chain = [first_stage(stages)]
     while chain[-1].promote_to:
         chain.append(stages[chain[-1].promote_to])
     return chain
+
+
+def rehearse_locally(
+    root: Path,
+    release_dir: Path,
+    *,
+    approve: bool,
+    keep_running: bool,
+    say: Progress,
+    log: Progress,
+    show: Progress,
+    confirm: Confirm | None,
+) -> RehearsalResult:
+    """`gitops rehearse`: render, scan and the whole loop on the embedded target, brought up for it.
+
+    say gets the rehearsal's own lines, log the pipelines' lines, show the diff an approver
+    reads. At the gate: --approve decides at once; else confirm asks at the terminal; without
+    one (confirm None) the approval waits in the local state store for another terminal. The
+    target is stopped afterwards unless it was already running or keep_running.
+    """
+    local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
+    was_running = read_server(local_dir) is not None
+    target: Target | None = None
+
+    def render() -> str:
+        result = render_release(root, release_dir, progress=lambda m: say(f"render: {m}"))
+        say(f"release {result.manifest.release_id}")
+        return result.manifest.release_id
+
+    def diff_text(stage: StageConfig, release_id: str) -> str:
+        nxt = stage.promote_to
+        with tempfile.TemporaryDirectory(prefix="gitops-diff-") as tmp:
+            try:
+                assert target is not None  # connected before any pipeline runs
+                base = held_release(stages_by_name[nxt], target, Path(tmp) / "base") if nxt else None
+            except Exception:  # noqa: BLE001 (the next stage holds nothing yet: diff against nothing)
+                base = None
+            return diff_releases(base, release_dir).to_text()
+
+    def decide(stage: str, release_id: str, text: str) -> tuple[bool | None, str]:
+        if approve:
+            say(f"approval: release {release_id[:12]} approved (--approve)")
+            return True, "approved by `gitops rehearse --approve`"
+        show(text)
+        if confirm is not None:
+            ok = confirm(f"Promote release {release_id[:12]} from {stage}?")
+            return ok, "approved at the rehearsal prompt" if ok else "rejected at the rehearsal prompt"
+        say(f"approval: release {release_id[:12]} waits in {stage}; from another terminal run:")
+        say(f"  GITOPS_TARGET=local gitops approve --release {release_id[:12]}   (or reject)")
+        return None, ""
+
+    stages_by_name = load_stages(root)
+    say(f"embedded target: {'reusing' if was_running else 'starting'} moto on loopback")
+    # The server and the checkov environment start in the background while render runs.
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gitops-rehearse")
+    server = background.submit(bring_up, root)
+    tools = background.submit(ensure_checkov, root.resolve())
+
+    def connect() -> Target:
+        nonlocal target
+        found_dir, endpoint = server.result()
+        target = Target("local", found_dir, endpoint)
+        return target
+
+    def scan_when_ready() -> bool:
+        tools.result()
+        report = scan_release(root, release_dir, progress=lambda m: say(f"scan: {m}"))
+        say(f"scan: {'passed' if report.passed else 'FAILED'}")
+        return report.passed
+
+    try:
+        return rehearse(
+            root, release_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready, diff_text=diff_text
+        )
+    finally:
+        background.shutdown(wait=True)
+        if not was_running and not keep_running:
+            stop_server(local_dir)
