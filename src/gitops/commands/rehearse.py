@@ -31,7 +31,7 @@ def rehearse(
     from gitops.local.rehearsal import rehearse as run
     from gitops.promotion.promote import held_release
     from gitops.release.diff import diff_releases
-    from gitops.release.render import render_release
+    from gitops.release.render import check_out_dir, render_release
     from gitops.scan import scan_release
     from gitops.scan.checkov import ensure_checkov
     from gitops.target import DEFAULT_LOCAL_DIR, Target
@@ -44,6 +44,7 @@ def rehearse(
         if not as_json:
             err.print(f"[bold]rehearse[/] {msg}")
 
+    check_out_dir(root, out_dir)  # before the embedded target starts: a foreign --out is refused first
     local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
     was_running = read_server(local_dir) is not None
 
