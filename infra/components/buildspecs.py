@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from aws_cdk import aws_codebuild as codebuild
 
 from gitops.errors import SynthError
 from gitops.release.buildspec import parse_buildspec
+from gitops.strict_yaml import load_yaml
 
 BUILDSPEC_DIR = "buildspecs"
 
@@ -24,8 +24,8 @@ def read_buildspec(root: Path, name: str) -> dict:
         text = (root / shown).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise SynthError(f"{shown}: buildspec not found") from exc
-    parse_buildspec(text, shown)
-    return yaml.safe_load(text)
+    parse_buildspec(text, shown)  # refuses bad YAML (a repeated key too) as a BuildspecError
+    return load_yaml(text, shown)
 
 
 def load_buildspec(root: Path, name: str) -> codebuild.BuildSpec:

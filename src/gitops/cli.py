@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gitops.errors import GitopsError, aws_error_text
+from gitops.errors import ERROR_LINE_LIMIT, GitopsError, aws_error_text, error_lines
 
 app = typer.Typer(
     name="gitops",
@@ -38,6 +38,22 @@ def target_from(root: Path, kind: str | None):
     from gitops.target import resolve_target
 
     return resolve_target(root, kind)
+
+
+def require_stage(flag: str, name: str, known: list[str], where: str = "infra/config/") -> None:
+    """Refuse an unknown stage name before anything is cloned, deployed or asked of AWS."""
+    if name not in known:
+        raise GitopsError(
+            f"{flag} {name}: no such stage (have {', '.join(known) or 'none'})",
+            hint=f"give one of the stages in {where}",
+        )
+
+
+def release_stages(release: Path) -> list[str]:
+    """The stages a release directory was rendered for (its manifest only: no hashing, no network)."""
+    from gitops.release.manifest import read_manifest
+
+    return list(read_manifest(release).stages)
 
 
 def _print_version(value: bool) -> None:
@@ -73,18 +89,61 @@ def _register_commands() -> None:
         importlib.import_module(f"gitops.commands.{name}")
 
 
-def main() -> None:
+def report_error(line: str, hint: str = "", detail: str = "", *, as_json: bool = False) -> None:
+    """An error as the CLI shows it: one short line, the hint, then the detail (and a JSON document with --json)."""
+    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    if hint:
+        err.print(f"[dim]hint: {escape(hint)}[/]", soft_wrap=True)
+    if detail:
+        err.print("[dim]detail:[/]")
+        for text in detail.splitlines():
+            err.print(f"  {escape(text)}", soft_wrap=True, highlight=False)
+    if as_json:
+        emit_json({"error": line, "hint": hint or None, "detail": detail or None})
+
+
+def _short(text: str) -> tuple[str, str]:
+    return error_lines(GitopsError(text), ERROR_LINE_LIMIT)
+
+
+def command_tree():
+    """The click command of `gitops` with every verb registered (render checks CI calls against it)."""
     _register_commands()
+    return typer.main.get_command(app)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the CLI on args (default sys.argv[1:]); every failure is one short line and a non-zero exit."""
+    # typer (0.29, locked) carries its own copy of click; its usage errors are these.
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    _register_commands()
+    argv = sys.argv[1:] if args is None else list(args)
+    as_json = "--json" in argv
     try:
-        app()
+        # standalone_mode=False: usage errors reach this edge too, instead of being boxed by typer.
+        code = app(args=argv, prog_name="gitops", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "gitops"
+        line, detail = _short(f"{where}: {exc.format_message()}")
+        report_error(line, f"see `{where} --help`", detail, as_json=as_json)
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        line, detail = _short(exc.format_message())
+        report_error(line, "", detail, as_json=as_json)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        report_error("aborted: nothing was changed", as_json=as_json)
+        sys.exit(1)
     except GitopsError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        if exc.hint:
-            err.print(f"[dim]hint: {exc.hint}[/]", soft_wrap=True)
+        line, detail = error_lines(exc)
+        report_error(line, exc.hint, detail, as_json=as_json)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]: nothing was left half-written")
-        sys.exit(130)
+        code = 130
     except Exception as exc:
         # AWS answered with an error (no credentials, access denied, approval already decided...):
         # one line, like every other failure; anything else is a bug and keeps its traceback.
@@ -92,6 +151,14 @@ def main() -> None:
 
         if not isinstance(exc, BotoCoreError | ClientError):
             raise
-        err.print(f"[bold red]error:[/] AWS: {escape(aws_error_text(exc))}", soft_wrap=True)
-        err.print("[dim]hint: check the stage's credentials and region (AWS_PROFILE, or this build's role)[/]")
+        line, detail = _short(f"AWS: {aws_error_text(exc)}")
+        report_error(
+            line,
+            "check the stage's credentials and region (AWS_PROFILE, or this build's role)",
+            detail,
+            as_json=as_json,
+        )
         sys.exit(1)
+    if code == 130:  # typer turns Ctrl-C into exit code 130
+        err.print("[bold red]interrupted[/]: nothing was left half-written")
+    sys.exit(code if isinstance(code, int) else 0)

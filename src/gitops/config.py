@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gitops.errors import ConfigError
+from gitops.strict_yaml import YamlError, load_yaml
 
 CONFIG_DIR = Path("infra") / "config"
 
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore's bundled endpoint and partition data name (no network call)."""
+    import botocore.loaders
+    from botocore.exceptions import DataNotFoundError
+
+    loader = botocore.loaders.create_loader()
+    found: set[str] = set()
+    for data in ("endpoints", "partitions"):  # partitions.json names newer regions; older botocore lacks it
+        try:
+            partitions = loader.load_data(data).get("partitions", [])
+        except DataNotFoundError:
+            continue
+        for partition in partitions:
+            found.update(partition.get("regions", {}))
+    return frozenset(found)
+
+
+def _known_region(value: str) -> str:
+    # A name pattern let `eu-westt-1` through, and the SDK then failed inside a pipeline module.
+    if value not in known_regions():
+        close = difflib.get_close_matches(value, sorted(known_regions()), n=1)
+        guess = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"not an AWS region botocore knows{guess}")
+    return value
+
+
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id, quoted")]
-Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+Region = Annotated[str, AfterValidator(_known_region)]
 MlInstanceType = Annotated[str, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
 
 
@@ -150,18 +180,17 @@ def _format_loc(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def load_stage_config(path: Path) -> StageConfig:
-    """Read and validate one stage file; any problem raises ConfigError naming file and field."""
+def load_stage_config(path: Path, shown: str | Path | None = None) -> StageConfig:
+    """Read and validate one stage file; any problem raises ConfigError naming file (as `shown`) and field."""
+    shown = shown or path
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(shown))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: stage config not found") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"{shown}: stage config not found") from exc
+    except YamlError as exc:
+        raise ConfigError(str(exc)) from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+        raise ConfigError(f"{shown}: expected a mapping of settings, got {type(raw).__name__}")
     try:
         config = StageConfig.model_validate(raw)
     except ValidationError as exc:
@@ -169,10 +198,11 @@ def load_stage_config(path: Path) -> StageConfig:
         field = _format_loc(err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"{path}: unknown field '{field}'{more}") from exc
-        raise ConfigError(f"{path}: field '{field}': {err['msg']} (got {err.get('input')!r}){more}") from exc
+            raise ConfigError(f"{shown}: unknown field '{field}'{more}") from exc
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{shown}: field '{field}': {message} (got {err.get('input')!r}){more}") from exc
     if config.stage != path.stem:
-        raise ConfigError(f"{path}: field 'stage' is '{config.stage}' but the file is named {path.name}")
+        raise ConfigError(f"{shown}: field 'stage' is '{config.stage}' but the file is named {path.name}")
     return config
 
 
@@ -182,11 +212,12 @@ def load_stages(root: Path) -> dict[str, StageConfig]:
     files = sorted(config_dir.glob("*.yaml"))
     if not files:
         raise ConfigError(f"{config_dir}: no stage config files (*.yaml)")
-    stages = {cfg.stage: cfg for cfg in (load_stage_config(f) for f in files)}
+    # Errors name the file as the repository does (infra/config/dev.yaml): short, and the same on every machine.
+    stages = {cfg.stage: cfg for cfg in (load_stage_config(f, CONFIG_DIR / f.name) for f in files)}
     for cfg in stages.values():
         if cfg.promote_to is not None and cfg.promote_to not in stages:
             raise ConfigError(
-                f"{config_dir / (cfg.stage + '.yaml')}: field 'promote_to': no stage '{cfg.promote_to}'"
+                f"{CONFIG_DIR / (cfg.stage + '.yaml')}: field 'promote_to': no stage '{cfg.promote_to}'"
                 f" (have {', '.join(sorted(stages))})"
             )
     ordered: list[str] = []
@@ -197,7 +228,7 @@ def load_stages(root: Path) -> dict[str, StageConfig]:
             ordered.append(name)
             name = stages[name].promote_to
     if len(ordered) != len(stages):
-        raise ConfigError(f"{config_dir}: promote_to forms a cycle among {sorted(set(stages) - set(ordered))}")
+        raise ConfigError(f"{CONFIG_DIR}: promote_to forms a cycle among {sorted(set(stages) - set(ordered))}")
     return {name: stages[name] for name in ordered}
 
 

@@ -4,16 +4,44 @@ from __future__ import annotations
 
 import re
 
+# The CLI's first line of an error, "error: " included, is shorter than this; the rest goes after it.
+ERROR_LINE_LIMIT = 200
+
 
 class GitopsError(Exception):
-    """Base of every error the CLI reports as one clear line (never a traceback)."""
+    """Base of every error the CLI reports as one clear line (never a traceback).
+
+    The message is that line: the file, stage or field, and what is wrong. `detail` is the long
+    part (a tool's own output, a stack trace of user code), printed after it.
+    """
 
     hint: str = ""
+    detail: str = ""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", detail: str = "") -> None:
         super().__init__(message)
         if hint:
             self.hint = hint
+        if detail:
+            self.detail = detail
+
+
+def error_lines(exc: GitopsError, limit: int = ERROR_LINE_LIMIT) -> tuple[str, str]:
+    """(first line, shorter than `limit` with "error: " before it; the rest): what the CLI prints for exc.
+
+    A message of several lines, or one too long for the line, keeps its start on the line and is
+    given whole in the rest, so nothing is lost and the line stays readable.
+    """
+    message = str(exc).strip() or type(exc).__name__
+    first = message.splitlines()[0]
+    width = limit - 1 - len("error: ")
+    overflow = first != message or len(first) > width
+    if len(first) > width:
+        first = first[: width - 3].rstrip() + "..."
+    rest = [message] if overflow else []
+    if exc.detail:
+        rest.append(exc.detail.strip())
+    return first, "\n".join(rest)
 
 
 class ConfigError(GitopsError):

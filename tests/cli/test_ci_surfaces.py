@@ -2,7 +2,8 @@
 
 Workflows pass actionlint, pin every action to a commit, ask for the least permissions and get
 AWS credentials only through OIDC. Workflows, buildspecs and the pre-commit hooks call only
-`gitops` verbs and flags that the CLI really has (read from the typer app, not from a list), and
+`gitops` verbs and flags that the CLI really has (read from the typer app, not from a list): render
+checks the buildspecs and workflows (gitops.release.ci_calls), and these tests run that check. They
 hold no shell logic: anything with an `if` belongs in the engine.
 """
 
@@ -14,15 +15,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer
-import yaml
 
-from gitops import cli
+from gitops.release import ci_calls
 from gitops.release.buildspec import load_buildspec
+from gitops.release.ci_calls import CiCallError, check_ci_calls, registered_cli, simple_commands
+from gitops.strict_yaml import load_yaml as parse_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
@@ -53,7 +53,7 @@ VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+(\.\d+){1,2}\s*$")
 
 
 def load_yaml(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     assert isinstance(data, dict), f"{path}: not a mapping"
     return data
 
@@ -106,34 +106,6 @@ def all_surfaces() -> list[tuple[str, list[str]]]:
 
 # --- shell commands -------------------------------------------------------------------------------------
 
-_OPERATORS = {"|", "||", "&&", ";", "&", "(", ")", "{", "}"}
-_REDIRECTS = {">", ">>", "<", ">&", "<&", ">|", "&>"}
-
-
-def simple_commands(script: str) -> list[list[str]]:
-    """The simple commands of a script, as argv lists (redirections and operators removed)."""
-    found: list[list[str]] = []
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        current: list[str] = []
-        skip = False
-        for token in lexer:
-            if skip:
-                skip = False
-            elif token in _REDIRECTS or re.fullmatch(r"\d?[<>]+&?", token):
-                skip = True
-                if current and current[-1].isdigit():  # the file descriptor of `2>&1`
-                    current.pop()
-            elif token in _OPERATORS:
-                found.append(current)
-                current = []
-            else:
-                current.append(token)
-        found.append(current)
-    return [argv for argv in found if argv]
-
 
 def shell_words(script: str) -> list[str]:
     words = []
@@ -145,74 +117,17 @@ def shell_words(script: str) -> list[str]:
     return words
 
 
-def gitops_argv(argv: list[str]) -> list[str] | None:
-    """The arguments after `gitops` when argv runs it (directly or through `uv run [...]`)."""
-    if argv[0] == "gitops":
-        return argv[1:]
-    if argv[:2] == ["uv", "run"] and "gitops" in argv:
-        launcher = argv[2 : argv.index("gitops")]
-        assert all(a.startswith("-") for a in launcher), f"unexpected uv run arguments {launcher}"
-        return argv[argv.index("gitops") + 1 :]
-    return None
-
-
 def gitops_calls(commands: list[str]) -> list[list[str]]:
-    return [args for script in commands for argv in simple_commands(script) if (args := gitops_argv(argv)) is not None]
+    """The arguments of every `gitops` call in commands, found as render finds them."""
+    return [call.args for call in ci_calls.gitops_calls(commands)]
 
 
 # --- the CLI as it is ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Verb:
-    path: str
-    options: dict[str, bool]  # every spelling -> takes a value
-    arguments: int
-
-
-def _root_command():
-    cli._register_commands()
-    return typer.main.get_command(cli.app)
-
-
-def resolve(args: list[str]) -> tuple[Verb, list[str]]:
-    """The verb `gitops args...` runs and the rest of args; AssertionError naming what does not exist."""
-    command, words = _root_command(), []
-    rest = list(args)
-    while rest and not rest[0].startswith("-") and getattr(command, "commands", None) is not None:
-        name = rest.pop(0)
-        words.append(name)
-        sub = command.commands.get(name)
-        assert sub is not None, f"`gitops {' '.join(words)}`: no such verb (have {sorted(command.commands)})"
-        command = sub
-    assert getattr(command, "commands", None) is None, f"`gitops {' '.join(words)}` needs a sub-command"
-    options: dict[str, bool] = {}
-    arguments = 0
-    for param in command.params:
-        if param.param_type_name == "argument":
-            arguments += 1
-            continue
-        for opt in [*param.opts, *param.secondary_opts]:
-            options[opt] = not param.is_flag and not getattr(param, "count", False)
-    return Verb(" ".join(words), options, arguments), rest
-
-
 def check_call(args: list[str]) -> str:
-    """Fail unless `gitops args` names an existing verb with existing flags; return the verb."""
-    verb, rest = resolve(args)
-    positional = 0
-    while rest:
-        token = rest.pop(0)
-        if token.startswith("-") and token != "-":
-            name = token.split("=", 1)[0]
-            assert name in verb.options, f"`gitops {verb.path}` has no option {name} (has {sorted(verb.options)})"
-            if verb.options[name] and "=" not in token:
-                assert rest, f"`gitops {verb.path} {name}` needs a value"
-                rest.pop(0)
-        else:
-            positional += 1
-    assert positional <= verb.arguments, f"`gitops {verb.path}`: unexpected argument(s) in {args}"
-    return verb.path
+    """The verb `gitops args` runs, checked against the registered CLI as render checks it."""
+    return ci_calls.check_call(registered_cli(), args)
 
 
 # --- actionlint ---------------------------------------------------------------------------------------------
@@ -397,14 +312,17 @@ def test_drift_verifies_every_stage_against_its_environment_repository():
 # --- every surface calls only what exists, and holds no logic ----------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "commands"), all_surfaces(), ids=[name for name, _ in all_surfaces()])
-def test_only_existing_gitops_verbs_and_flags_are_called(name: str, commands: list[str]):
-    calls = gitops_calls(commands)
-    for args in calls:
-        try:
-            check_call(args)
-        except AssertionError as exc:
-            raise AssertionError(f"{name}: {exc}") from None
+def test_render_checks_every_gitops_call_of_the_buildspecs_and_workflows():
+    # The check render runs, on this repository: it passes, and it saw the calls these tests see.
+    expected = sum(
+        len(gitops_calls(commands)) for name, commands in all_surfaces() if name != ".pre-commit-config.yaml"
+    )
+    assert check_ci_calls(ROOT) == expected > 0
+
+
+def test_pre_commit_calls_only_existing_gitops_verbs_and_flags():
+    for args in gitops_calls(pre_commit_commands()):
+        check_call(args)
 
 
 def test_the_surfaces_cover_the_loop():
@@ -415,15 +333,20 @@ def test_the_surfaces_cover_the_loop():
 def test_the_verb_check_catches_a_wrong_flag_and_verb():
     assert check_call(["publish", "--to", "dev", "--release", "release"]) == "publish"
     assert check_call(["local", "up", "--json"]) == "local up"
-    with pytest.raises(AssertionError, match="has no option --no-such-flag"):
+    with pytest.raises(CiCallError, match="has no option --no-such-flag"):
         check_call(["publish", "--no-such-flag"])
-    with pytest.raises(AssertionError, match="no such verb"):
+    with pytest.raises(CiCallError, match=r"`gitops deploi`: no such verb \(did you mean 'deploy'\?\)"):
         check_call(["deploi", "--stage", "dev"])
-    with pytest.raises(AssertionError, match="unexpected argument"):
+    with pytest.raises(CiCallError, match="unexpected argument"):
         check_call(["render", "stray"])
+    with pytest.raises(CiCallError, match="needs a value"):
+        check_call(["deploy", "--stage"])
+    with pytest.raises(CiCallError, match="needs a sub-command"):
+        check_call(["local"])
     assert gitops_calls(['uv run --frozen gitops diff --stage "$S" > out.md 2>&1 | tee x']) == [
         ["diff", "--stage", "$S"]
     ]
+    assert gitops_calls(["STAGE=dev python3 -m gitops verify --stage dev"]) == [["verify", "--stage", "dev"]]
 
 
 @pytest.mark.parametrize(("name", "commands"), all_surfaces(), ids=[name for name, _ in all_surfaces()])
@@ -562,3 +485,42 @@ def test_the_tree_is_ruff_formatted_and_lint_clean():
     for args in (["format", "--check", "--quiet", "."], ["check", "--quiet", "."]):
         done = subprocess.run([*ruff, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"ruff {args[0]}: {done.stdout}{done.stderr}"
+
+
+# --- render refuses a call the CLI does not have ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rel", "old", "new", "expected"),
+    [
+        (
+            "buildspecs/deploy.yml",
+            "gitops deploy --stage",
+            "gitops deplyo --stage",
+            r"^buildspecs/deploy\.yml: line \d+: `gitops deplyo`: no such verb \(did you mean 'deploy'\?\)$",
+        ),
+        (
+            ".github/workflows/pr.yml",
+            "gitops scan ",
+            "gitops scan --fast ",
+            r"^\.github/workflows/pr\.yml: line \d+: `gitops scan` has no option --fast",
+        ),
+    ],
+    ids=["buildspec-verb", "workflow-flag"],
+)
+def test_render_refuses_a_gitops_call_the_cli_does_not_have(tmp_path, checkout_copy, rel, old, new, expected):
+    from gitops.release.render import render_release
+
+    root = checkout_copy(tmp_path / "checkout", with_render_cache=False)
+    path = root / rel
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(CiCallError) as info:
+        render_release(root, root / "release")
+    message = str(info.value)
+    assert re.match(expected, message), message
+    assert "\n" not in message and len(message) < 190
+    line = int(message.split(": line ")[1].split(":")[0])
+    assert new.strip() in path.read_text(encoding="utf-8").splitlines()[line - 1]  # the line it names is the call
+    assert not (root / "release").exists()

@@ -56,6 +56,14 @@ def _write(config_dir: Path, name: str, text: str) -> Path:
         ),
         ("stage: qa\naccount: '111111111111'\nregion: eu-west-1\n", "field 'stage' is 'qa'"),
         ("stage: [dev\n", "not valid YAML"),
+        (
+            "stage: dev\naccount: '111111111111'\nregion: eu-west-1\nregion: us-east-1\n",
+            "line 4: duplicate key 'region' (first on line 3)",
+        ),
+        (
+            "stage: dev\naccount: '111111111111'\nregion: eu-westt-1\n",
+            "field 'region': not an AWS region botocore knows; did you mean 'eu-west-1'?",
+        ),
         ("- dev\n", "expected a mapping"),
     ],
 )
@@ -67,6 +75,27 @@ def test_bad_stage_config_names_file_and_field(config_dir: Path, body: str, expe
     assert message.startswith(str(path)), message
     assert expected in message
     assert "\n" not in message
+
+
+def test_a_repeated_key_in_a_shipped_stage_file_is_refused_naming_its_line(config_dir: Path):
+    # Found: `region` written twice was accepted and the last one silently won.
+    path = config_dir / "prod.yaml"
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines, start=1) if line.startswith("region:"))
+    _write(config_dir, "prod.yaml", path.read_text() + "region: us-east-1\n")
+    with pytest.raises(ConfigError) as info:
+        load_stages(config_dir.parents[1])
+    assert str(info.value) == (
+        f"infra/config/prod.yaml: line {len(lines) + 1}: duplicate key 'region' (first on line {first}); keep one"
+    )
+
+
+def test_every_region_botocore_knows_is_accepted_and_only_those():
+    from gitops.config import known_regions
+
+    regions = known_regions()
+    assert {"eu-west-1", "us-east-1", "ap-southeast-3", "us-gov-west-1", "cn-north-1"} <= regions
+    assert "eu-westt-1" not in regions and len(regions) > 30
 
 
 def test_promote_to_unknown_stage_is_refused(config_dir: Path):

@@ -186,6 +186,24 @@ def test_missing_step_script_is_named(checkout, broken):
         path.write_bytes(saved)
 
 
+def test_a_file_the_training_job_runs_missing_from_its_code_archive_fails_render(checkout):
+    # Found: with steps/model/train.py deleted the release rendered and scanned clean, though the job runs train.py.
+    path = checkout / "pipeline_defs/training/steps/model/train.py"
+    saved = path.read_bytes()
+    path.unlink()
+    try:
+        before = tree(checkout / "release")
+        with pytest.raises(PipelineDefinitionError) as info:
+            render_release(checkout, checkout / "release")
+        assert str(info.value) == (
+            "pipeline_defs/training/pipeline.py: step 'Train' runs train.py, but its code archive"
+            " pipeline_defs/training/steps/model does not hold it (holds: inference.py)"
+        )
+        _assert_nothing_written(checkout, before)
+    finally:
+        path.write_bytes(saved)
+
+
 def test_cli_bad_input_is_one_line_and_exit_1(checkout, broken):
     broken("infra/config/dev.yaml", "stage: dev\naccount: '111111111111'\nregion: eu-west-1\ninference: 3\n")
     done = subprocess.run(

@@ -389,7 +389,7 @@ def test_a_fingerprint_pins_a_secrets_suppression_to_one_value():
             f"suppressions:\n  - rule: CKV_AWS_19\n    resources: [Data/B]\n    reason: {REASON}\n    expires: soon\n",
             r"expires",
         ),
-        ("suppressions: [unclosed\n", r"policy\.yaml: not valid YAML \(line 2"),
+        ("suppressions: [unclosed\n", r"policy\.yaml: line 2: not valid YAML"),
         ("- just a list\n", r"policy\.yaml: must be a mapping"),
     ],
 )

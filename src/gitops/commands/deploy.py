@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, err, out, target_from
+from gitops.cli import (
+    JsonOpt,
+    RootOpt,
+    StageOpt,
+    TargetOpt,
+    app,
+    emit_json,
+    err,
+    out,
+    release_stages,
+    require_stage,
+    target_from,
+)
 from gitops.errors import GitopsError
 
 ReleaseDirOpt = Annotated[Path, typer.Option("--release", help="Release directory (an env repo's release/).")]
@@ -41,6 +53,7 @@ def deploy(
     from gitops.deploy.apply import deploy_stage
 
     check_stage_marker(release, stage)
+    require_stage("--stage", stage, release_stages(release), str(release))
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
     report = deploy_stage(
         release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
@@ -77,6 +90,7 @@ def verify(
     from gitops.promotion.state import LocalState
 
     check_stage_marker(release, stage)
+    require_stage("--stage", stage, release_stages(release), str(release))
     resolved = target_from(root, target)
     progress = None if as_json else (lambda msg: err.print(f"[dim]verify[/] {msg}"))
     report = verify_stage(release, stage, resolved, progress=progress)

@@ -82,14 +82,18 @@ def diff(
         raise GitopsError("--release and --from both name the release to show: give one")
     fmt = DiffFormat.json if as_json else fmt
     with tempfile.TemporaryDirectory(prefix="gitops-diff-") as tmp:
+        if from_stage is None:
+            head = release or Path("release")
+            load_release(head)  # a missing or broken release is named before any repository is read
+        # Stage names too, before any repository is read (with --from, --stage's settings come later from its release).
+        for name in (from_stage, stage):
+            if name is not None:
+                _stage_config(name, None if from_stage else head, root)
         resolved = target_from(root, target) if (stage or from_stage) else None
         if from_stage is not None:
             head = held_release_or_none(_stage_config(from_stage, None, root), resolved, Path(tmp) / "head")
             if head is None:
                 raise GitopsError(f"--from {from_stage}: the stage holds no release yet")
-        else:
-            head = release or Path("release")
-            load_release(head)  # a missing or broken release is named before any repository is read
         label = None
         base = against
         if stage is not None:

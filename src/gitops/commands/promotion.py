@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, out, target_from
+from gitops.cli import (
+    JsonOpt,
+    RootOpt,
+    StageOpt,
+    TargetOpt,
+    app,
+    emit_json,
+    out,
+    release_stages,
+    require_stage,
+    target_from,
+)
 from gitops.errors import GitopsError
 
 
@@ -83,12 +94,22 @@ def promote(
     from gitops.promotion.promote import held_release, promote_release
     from gitops.release.manifest import load_release
 
+    # Arguments first: nothing is cloned for a stage that does not exist or is not the next one.
+    if release is None:
+        stages = load_stages(root)
+        known, where = list(stages), "infra/config/"
+    else:
+        stages, known, where = {}, release_stages(release), str(release)
+    require_stage("--from", from_stage, known, where)
+    require_stage("--to", to_stage, known, where)
+    if stages and stages[from_stage].promote_to != to_stage:
+        raise GitopsError(
+            f"--to {to_stage}: stage {from_stage} promotes to {stages[from_stage].promote_to or 'nothing'},"
+            f" not to {to_stage}"
+        )
     resolved = target_from(root, target)
     with tempfile.TemporaryDirectory(prefix="gitops-promote-") as tmp:
         if release is None:
-            stages = load_stages(root)
-            if from_stage not in stages:
-                raise GitopsError(f"--from {from_stage}: no such stage (have {', '.join(stages)})")
             release = held_release(stages[from_stage], resolved, Path(tmp) / "release")
         load_release(release)
         evidence = evidence_for(resolved)

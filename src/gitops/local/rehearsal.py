@@ -35,7 +35,7 @@ from gitops.promotion.promote import first_stage, held_release, publish_release
 from gitops.promotion.state import LocalState
 from gitops.release.diff import diff_releases
 from gitops.release.manifest import load_release, load_stage_config_from_release
-from gitops.release.render import render_release
+from gitops.release.render import check_out_dir, render_release
 from gitops.scan import scan_release
 from gitops.scan.checkov import ensure_checkov
 from gitops.target import DEFAULT_LOCAL_DIR, Target
@@ -294,6 +294,7 @@ def rehearse_locally(
     one (confirm None) the approval waits in the local state store for another terminal. The
     target is stopped afterwards unless it was already running or keep_running.
     """
+    check_out_dir(root, release_dir)  # before the embedded target starts: a foreign --out is refused first
     local_dir = (root / DEFAULT_LOCAL_DIR).resolve()
     was_running = read_server(local_dir) is not None
     target: Target | None = None

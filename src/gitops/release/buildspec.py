@@ -12,10 +12,10 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from gitops.errors import GitopsError
+from gitops.strict_yaml import YamlError, load_yaml
 
 PHASES = ("install", "pre_build", "build", "post_build")
 
@@ -262,11 +262,9 @@ def validate_buildspec(data: object, source_name: str) -> Buildspec:
 def parse_buildspec(text: str, source_name: str) -> Buildspec:
     """Parse buildspec text (YAML, or the JSON CDK writes inline) and validate it."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise BuildspecError(f"{source_name}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        data = load_yaml(text, source_name)
+    except YamlError as exc:
+        raise BuildspecError(str(exc)) from exc
     return validate_buildspec(data, source_name)
 
 

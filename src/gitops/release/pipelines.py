@@ -8,13 +8,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops.config import StageConfig, kms_alias_arn
 from gitops.errors import PipelineDefinitionError
 from gitops.release.assets import AssetRegistry, deterministic_tar_gz
+from gitops.release.entrypoints import check_entrypoints
 
 PIPELINE_DEFS = "pipeline_defs"
 
@@ -33,6 +34,8 @@ class PipelineContext:
     pipeline_dir: Path
     session: Any  # sagemaker.core.workflow.pipeline_context.PipelineSession
     registry: AssetRegistry
+    # S3 URI -> the repository path it was registered from, so errors can name the source.
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def pipeline_name(self) -> str:
@@ -70,7 +73,7 @@ class PipelineContext:
         if not path.is_file():
             raise PipelineDefinitionError(f"{path}: expected a file, found a directory; use source_archive()")
         asset = self.registry.add(path.name, path.read_bytes())
-        return self.s3_uri(asset.release_path)
+        return self._registered(asset.release_path, relpath)
 
     def source_archive(self, reldir: str, filename: str = "sourcedir.tar.gz") -> str:
         """Register a directory as a deterministic tar.gz (script-mode source_dir); return its S3 URI."""
@@ -78,7 +81,12 @@ class PipelineContext:
         if not path.is_dir():
             raise PipelineDefinitionError(f"{path}: expected a directory of step code")
         asset = self.registry.add(filename, deterministic_tar_gz(path))
-        return self.s3_uri(asset.release_path)
+        return self._registered(asset.release_path, reldir)
+
+    def _registered(self, release_path: str, relpath: str) -> str:
+        uri = self.s3_uri(release_path)
+        self.sources[uri] = os.path.normpath(Path(PIPELINE_DEFS) / self.name / relpath)
+        return uri
 
 
 def discover_pipelines(root: Path) -> list[str]:
@@ -220,6 +228,7 @@ def build_pipeline(root: Path, stage: StageConfig, name: str, registry: AssetReg
             f" not '{getattr(pipeline, 'name', None)}'"
         )
     validate_definition(definition, str(shown))
+    check_entrypoints(definition, registry, ctx.bucket, ctx.sources, str(shown))
     _check_no_sdk_uploads(stage, str(shown))
     return definition
 

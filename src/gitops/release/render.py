@@ -19,12 +19,15 @@ from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
 from gitops.progress import Progress
 from gitops.release.assets import AssetRegistry, sha256_bytes
+from gitops.release.ci_calls import check_ci_calls
 from gitops.release.manifest import (
+    MANIFEST,
     PipelineSummary,
     ReleaseManifest,
     StackSummary,
     StageSummary,
     load_release,
+    read_manifest,
     seal_manifest,
     stage_config_path,
     write_release_dir,
@@ -228,8 +231,9 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     root = root.resolve()
-    _refuse_foreign_directory(root, out)
+    check_out_dir(root, out)
     stages = load_stages(root)
+    check_ci_calls(root)  # a misspelt verb in a buildspec fails here, not in the stage's build
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
     from gitops.release.pipelines import discover_pipelines
@@ -296,17 +300,49 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     )
     unchanged = _same_release(out, manifest)
     if not unchanged:
+        check_out_dir(root, out)  # again: the directory may have changed while rendering
         write_release_dir(out, files, manifest)
     return RenderResult(manifest, out, round(time.perf_counter() - started, 2), timings, cached, unchanged)
 
 
-def _refuse_foreign_directory(root: Path, out: Path) -> None:
-    """Replacing `out` deletes it: only ever replace a release, never a source directory."""
-    out = out.resolve()
+_OUT_HINT = "give --out a new or empty directory, or one that holds a release (release/)"
+
+
+def check_out_dir(root: Path, out: Path) -> None:
+    """Replacing `out` deletes it: replace only a release, never a directory that holds anything else.
+
+    A release is a directory whose manifest.json parses as ours and which holds no file that
+    manifest does not list (listed files may be missing or stale: they are being replaced).
+    """
+    shown = out
+    root, out = root.resolve(), out.resolve()
     if out == root or root.is_relative_to(out):
-        raise GitopsError(f"--out {out}: is the repository (or holds it); choose a release directory such as release/")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())):
-        raise GitopsError(f"--out {out}: exists and is not a release (no manifest.json); refusing to replace it")
+        raise GitopsError(f"--out {shown}: is the repository (or holds it); refusing to replace it", _OUT_HINT)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GitopsError(f"--out {shown}: exists and is not a directory; refusing to replace it", _OUT_HINT)
+    if not any(out.iterdir()):
+        return
+    try:
+        manifest = read_manifest(out)
+    except ReleaseError as exc:
+        reason = f"its {MANIFEST} is not a gitops release manifest" if (out / MANIFEST).exists() else f"no {MANIFEST}"
+        raise GitopsError(
+            f"--out {shown}: not a release ({reason}); refusing to replace it", _OUT_HINT, str(exc)
+        ) from exc
+    listed = set(manifest.files) | {MANIFEST}
+    listed_dirs = {parent.as_posix() for rel in listed for parent in Path(rel).parents}
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames.sort()
+        here = Path(dirpath).relative_to(out)
+        entries = [(here / d).as_posix() + "/" for d in dirnames] + [(here / f).as_posix() for f in sorted(filenames)]
+        for rel in entries:
+            if rel not in listed and rel.rstrip("/") not in listed_dirs:
+                raise GitopsError(
+                    f"--out {shown}: holds {rel}, which its manifest.json does not list; refusing to replace it",
+                    _OUT_HINT,
+                )
 
 
 def _same_release(out: Path, manifest: ReleaseManifest) -> bool:

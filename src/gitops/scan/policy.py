@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from gitops.config import StageConfig
 from gitops.scan.errors import PolicyError
 from gitops.scan.findings import Finding
+from gitops.strict_yaml import YamlError, load_yaml
 
 POLICY_FILE = "policy.yaml"
 MIN_REASON = 20
@@ -159,11 +160,9 @@ def _describe(error: dict, data: object) -> str:
 
 def parse_policy(text: str, path: str = POLICY_FILE) -> Policy:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}: {getattr(exc, 'problem', exc)})" if mark else ""
-        raise PolicyError(f"{path}: not valid YAML{where}") from exc
+        data = load_yaml(text, path)
+    except YamlError as exc:
+        raise PolicyError(str(exc)) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
