@@ -6,6 +6,7 @@ included) and the resources it applies to: `<Stack>/<LogicalId>` in every stage,
 path for the source scan. No wildcards in either, so nothing is skipped wholesale. A rule id may
 use {project}, {stage}, {prefix}, {account} and {region}, filled in per stage, so one entry
 covers the same finding in every stage. An expired or unused suppression is itself a finding.
+A reason is held to the rules of gitops.scan.reasons; a few rules (UNSUPPRESSIBLE) have no exception.
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from gitops.config import StageConfig
+from gitops.scan import reasons
 from gitops.scan.errors import PolicyError
-from gitops.scan.findings import Finding
+from gitops.scan.findings import POLICY, Finding
 
 POLICY_FILE = "policy.yaml"
-MIN_REASON = 20
+MIN_REASON = reasons.MIN_REASON
+# Rules no suppression may name: the isolated network's promise (gitops.scan.cfn_lint_rules) has no exception.
+UNSUPPRESSIBLE = {
+    "E9202": "a NAT gateway",
+    "E9203": "an egress-only internet gateway",
+    "E9204": "a route to the internet",
+}
 PLACEHOLDERS = ("project", "stage", "prefix", "account", "region")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _WILDCARDS = set("*?[]")
@@ -50,6 +58,9 @@ class Suppression(BaseModel):
         for name in _PLACEHOLDER.findall(value):
             if name not in PLACEHOLDERS:
                 raise ValueError(f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})")
+        if value.split("[", 1)[0] in UNSUPPRESSIBLE:
+            what = UNSUPPRESSIBLE[value.split("[", 1)[0]]
+            raise ValueError(f"{value} ({what}) can never be suppressed: the isolated network allows no way out")
         return value
 
     @field_validator("resources")
@@ -67,9 +78,17 @@ class Suppression(BaseModel):
     @field_validator("reason")
     @classmethod
     def _real_reason(cls, value: str) -> str:
-        if len(" ".join(value.split())) < MIN_REASON:
-            raise ValueError(f"must say why in at least {MIN_REASON} characters")
+        refused = reasons.refusal(value)
+        if refused:
+            raise ValueError(f"refused ({refused})")
         return " ".join(value.split())
+
+    @model_validator(mode="after")
+    def _reason_beyond_names(self) -> Suppression:
+        refused = reasons.refusal(self.reason, (self.rule, *self.resources))
+        if refused:
+            raise ValueError(f"reason: refused ({refused})")
+        return self
 
     @property
     def line(self) -> int:
@@ -201,7 +220,7 @@ class PolicyOutcome:
 
 def _policy_finding(policy: Policy, suppression: Suppression, rule: str, message: str) -> Finding:
     return Finding(
-        tool="policy",
+        tool=POLICY,
         rule_id=rule,
         severity="error",
         message=message,
