@@ -158,6 +158,12 @@ CHECKS: dict[tuple[str, str], Check] = {
 }
 
 
+def _what_is_wrong(rule: str) -> str:
+    if rule in (ISOLATION, INTER_CONTAINER):
+        return "is not true (a pipeline parameter does not count: an execution could set it false)"
+    return "is missing"
+
+
 def coverage_key(kind: str) -> str:
     return f"SageMaker pipeline step: {kind}"
 
@@ -185,7 +191,7 @@ def scan_pipelines(pipelines: list[PipelineRef]) -> ToolRun:
                         severity="error",
                         message=(
                             f"pipeline {pipeline.name}, step {job.step} ({job.kind}): needs {RULES[rule]};"
-                            f" {job.where}{missing} is missing or not a literal true"
+                            f" {job.where}{missing} {_what_is_wrong(rule)}"
                         ),
                         file=pipeline.rel,
                         stage=pipeline.stage,

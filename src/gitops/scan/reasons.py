@@ -5,9 +5,9 @@ Each rule has a name, given in the refusal, so a reader can look it up here:
 - reason-too-short: fewer than MIN_REASON characters;
 - reason-repeated-character: one character (or two) repeated, `xxxxxxxxxxxxxxxxxxxx`, `ab ab ab ...`;
 - reason-placeholder: filler that says nothing yet (TODO, TBD, FIXME, lorem ipsum, n/a, xxx, WIP ...);
+- reason-just-suppression: it says only that the finding is suppressed, accepted or a false positive;
 - reason-too-few-words: fewer than MIN_WORDS distinct words once filler (the, is, ok, ...) is left out;
-- reason-restates-rule: what is left after taking out the rule id and the resource names is too few words;
-- reason-just-suppression: it says only that the finding is suppressed, accepted or a false positive.
+- reason-restates-rule: what is left after taking out the rule id and the resource names is too few words.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PLACEHOLDERS = re.compile(
 )
 # A reason that only says it is an exception, not why the exception is safe.
 NO_REASON = re.compile(
-    r"^(this is |it is |it's )?(a )?(false positive|accepted|acceptable|suppressed|not (an )?issue|not relevant|"
+    r"^((this|the) (finding|check|rule|alert|warning) (is|was) |this is |it is |it's )?(a |an )?(known )?(false positive|accepted|acceptable|suppressed|not (an )?issue|not relevant|"
     r"known issue|by design|intended|expected|needed|required|ignore|ignored|skip|skipped)[\s.!]*$",
     re.IGNORECASE,
 )
@@ -53,14 +53,14 @@ def refusal(reason: str, names: tuple[str, ...] = ()) -> str | None:
     placeholder = PLACEHOLDERS.search(text)
     if placeholder:
         return f"reason-placeholder: '{placeholder.group(0)}' is a placeholder; say what makes the exception safe"
+    if NO_REASON.match(text):
+        return "reason-just-suppression: it says the finding is an exception, not why the exception is safe"
     said = words(text)
     if len(said) < MIN_WORDS:
         return (
             f"reason-too-few-words: {len(said)} distinct word(s); say in at least {MIN_WORDS} what makes the"
             " exception safe"
         )
-    if NO_REASON.match(text):
-        return "reason-just-suppression: it says the finding is an exception, not why the exception is safe"
     named = set()
     for name in names:
         named |= words(name) | {part.lower() for part in re.split(r"[/\[\]:]+", name) if part}
