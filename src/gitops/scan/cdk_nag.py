@@ -101,10 +101,10 @@ def nag_stage_report(stage_construct: Any, templates: dict[str, dict], asm_dir: 
     }
     for violation in brief.violations:
         for resource in violation.violating_resources:
-            path = resource.construct_path
+            path = resource.construct_path or ""
             parts = path.split("/")
             stack = parts[1] if len(parts) > 1 and parts[0] == stage_id else None
-            if stack not in stacks:
+            if stack is None or stack not in stacks:
                 raise ScanError(f"cdk-nag: violation at {path} is outside the stage's stacks")
             stacks[stack]["violations"].append(
                 {

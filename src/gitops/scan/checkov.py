@@ -172,7 +172,8 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
         document = _json_document(done.stdout)
     except ValueError as exc:
         raise ScanError(f"checkov: unreadable output ({exc})") from exc
-    reports = document if isinstance(document, list) else [document]
+    listed = document if isinstance(document, list) else [document]
+    reports: list[dict] = [r for r in listed if isinstance(r, dict)]
     findings: list[Finding] = []
     passed = 0
     coverage: dict[str, set[str]] = {}
@@ -188,10 +189,10 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
                 if kind.startswith("AWS::"):
                     coverage.setdefault(kind, set()).add(check["check_id"])
         for check in results.get("failed_checks", []):
-            template = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
-            if template is None:
+            scanned = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
+            if scanned is None:
                 continue
-            findings.append(_finding(check, template))
+            findings.append(_finding(check, scanned))
     version = str(reports[0].get("summary", {}).get("checkov_version", CHECKOV_VERSION)) if reports else CHECKOV_VERSION
     return ToolRun(
         tool="checkov",

@@ -190,7 +190,7 @@ def parse_policy(text: str, path: str = POLICY_FILE) -> Policy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{path}: {_describe(exc.errors()[0], data)}") from exc
+        raise PolicyError(f"{path}: {_describe(dict(exc.errors()[0]), data)}") from exc
     policy._path = path
     for suppression, line in zip(policy.suppressions, _entry_lines(text), strict=False):
         suppression._line = line

@@ -45,7 +45,7 @@ def _private(cidr: Any) -> bool:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return False
-    return any(network.version == p.version and network.subnet_of(p) for p in PRIVATE)
+    return any(network.version == p.version and network.subnet_of(p) for p in PRIVATE)  # type: ignore[arg-type]
 
 
 class _EveryResourceOf(CloudFormationLintRule):
