@@ -122,7 +122,7 @@ def without_skips(body: Any, parent: object = None) -> Any:
             cleaned[name] = without_skips(value, key)
         return cleaned
     if isinstance(body, list):
-        return [without_skips(item, parent) for item in body]
+        return [without_skips(item) for item in body]
     if isinstance(body, str):
         return SKIP_TEXT.sub(_NEUTRAL, body)
     return body

@@ -28,8 +28,9 @@ PLACEHOLDERS = re.compile(
 )
 # A reason that only says it is an exception, not why the exception is safe.
 NO_REASON = re.compile(
-    r"^((this|the) (finding|check|rule|alert|warning) (is|was) |this is |it is |it's )?(a |an )?(known )?(false positive|accepted|acceptable|suppressed|not (an )?issue|not relevant|"
-    r"known issue|by design|intended|expected|needed|required|ignore|ignored|skip|skipped)[\s.!]*$",
+    r"^((this|the) (finding|check|rule|alert|warning) (is|was) |this is |it is |it's )?(a |an )?(known )?"
+    r"(false positive|accepted|acceptable|suppressed|not (an )?issue|not relevant|known issue|by design|intended|"
+    r"expected|needed|required|ignore|ignored|skip|skipped)[\s.!]*$",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[a-z][a-z0-9'*:/._-]*", re.IGNORECASE)
