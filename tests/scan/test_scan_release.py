@@ -39,8 +39,8 @@ def test_the_rendered_release_passes_with_zero_unsuppressed_findings(scanned):
     report = scanned["report"]
     assert [(f.target, f.rule_ids, f.message) for f in report.findings] == []
     assert report.passed
-    assert set(report.tools) == {"cfn-lint", "checkov", "cdk-nag", "detect-secrets", "policy"}
-    for name in ("cfn-lint", "checkov", "cdk-nag", "detect-secrets"):
+    assert set(report.tools) == {"cfn-lint", "checkov", "cdk-nag", "detect-secrets", "pipelines", "policy"}
+    for name in ("cfn-lint", "checkov", "cdk-nag", "detect-secrets", "pipelines"):
         assert report.tools[name].passed > 0, name
         assert report.tools[name].failed == 0, name
     assert all(len(s.reason) >= MIN_REASON for _, s in report.suppressed)

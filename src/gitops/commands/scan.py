@@ -32,7 +32,7 @@ def scan(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run cfn-lint, checkov, cdk-nag and a secrets scan; exit 0 only with zero unsuppressed findings."""
+    """Run every registered scanner (cfn-lint, checkov, cdk-nag, secrets, pipeline jobs); exit 0 only if clean."""
     from gitops.scan import scan_release
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]scan[/] {msg}"))
@@ -60,7 +60,7 @@ def _print(report) -> None:
             table.add_column(col, overflow="fold")
         hinted: set[str] = set()
         for finding in members:
-            where = (finding.resource or finding.file) if finding.in_template else finding.file
+            where = (finding.step or finding.resource or finding.file) if finding.in_template else finding.file
             if finding.line and not finding.in_template:
                 where += f":{finding.line}"
             text = finding.message
@@ -75,11 +75,17 @@ def _print(report) -> None:
             )
         out.print(table)
     summary = Table(title=f"release {report.release_id[:12]}: checks per tool", title_justify="left")
-    for col in ("tool", "version", "passed", "failed", "suppressed", "seconds"):
+    for col in ("tool", "version", "rules", "passed", "failed", "suppressed", "seconds"):
         summary.add_column(col, justify="left" if col in ("tool", "version") else "right")
     for name, stats in report.tools.items():
         summary.add_row(
-            name, stats.version, str(stats.passed), str(stats.failed), str(stats.suppressed), f"{stats.seconds:.1f}"
+            name,
+            stats.version,
+            str(len(stats.rules)),
+            str(stats.passed),
+            str(stats.failed),
+            str(stats.suppressed),
+            f"{stats.seconds:.1f}",
         )
     out.print(summary)
     out.print(f"reports: {report.sarif}, {report.junit}")

@@ -1,4 +1,4 @@
-"""cfn-lint through its Python API: one Runner per region over all of the release's templates."""
+"""cfn-lint through its Python API, with the gate's own rules appended: one Runner per region over the templates."""
 
 from __future__ import annotations
 
@@ -6,10 +6,23 @@ from importlib import metadata
 from pathlib import Path
 
 from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.scanner import ScanInput
 from gitops.scan.templates import TemplateRef
 
+OWN_RULES = "gitops.scan.cfn_lint_rules"  # the gate's E9xxx rules, appended by module path
 _MAX_MESSAGE = 400  # some rules list every valid value in the message
 _SEVERITY = {"error": "error", "warning": "warning", "informational": "note"}
+ALL_TYPES = "*"  # coverage key of the rules that look at every resource type
+
+
+def _types_of(rule) -> set[str]:
+    """The resource types a rule is written for; empty when it applies to every resource (schema rules ...)."""
+    types = set(getattr(rule, "resource_property_types", None) or [])
+    for keyword in getattr(rule, "keywords", None) or []:
+        parts = str(keyword).split("/")
+        if len(parts) > 1 and parts[0] == "Resources" and parts[1].startswith("AWS::"):
+            types.add(parts[1])
+    return types
 
 
 def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
@@ -17,16 +30,25 @@ def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
-    by_path = {str(t.path.resolve()): t for t in templates}
+    by_path = {str(t.tool_path): t for t in templates}
     regions = sorted({t.region for t in templates})
+    present = {kind for t in templates for kind in t.resource_types}
     findings: list[Finding] = []
     checks = 0
+    ran: set[str] = set()
+    coverage: dict[str, set[str]] = {}
     for region in regions:
         group = [t for t in templates if t.region == region]
-        config = ConfigMixIn(["--template", *(str(t.path.resolve()) for t in group)], regions=[region])
+        args = ["--template", *(str(t.tool_path) for t in group), "--append-rules", OWN_RULES]
+        config = ConfigMixIn(args, regions=[region])
         runner = Runner(config)
-        enabled = sum(1 for rule in runner.rules.values() if runner.rules.is_rule_enabled(rule, config))
-        checks += enabled * len(group)
+        enabled = [rule for rule in runner.rules.values() if runner.rules.is_rule_enabled(rule, config)]
+        checks += len(enabled) * len(group)
+        for rule in enabled:
+            ran.add(rule.id)
+            types = _types_of(rule)
+            for kind in (types & present) if types else present:
+                coverage.setdefault(kind, set()).add(rule.id)
         for match in runner.run():
             template = by_path.get(str(Path(match.filename or "").resolve()))
             if template is None:
@@ -38,6 +60,8 @@ def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
         version=metadata.version("cfn-lint"),
         findings=findings,
         passed=max(checks - len(failed_pairs), 0),
+        rules=sorted(ran),
+        coverage={kind: sorted(ids) for kind, ids in coverage.items()},
     )
 
 
@@ -56,7 +80,29 @@ def _finding(match, template: TemplateRef) -> Finding:
         stage=template.stage,
         stack=template.stack,
         resource=logical_id if isinstance(logical_id, str) else None,
-        line=match.linenumber or None,
+        line=(template.line_of(logical_id) if template.scan_path else match.linenumber) or None,
         hint=hint,
         help_uri=getattr(rule, "source_url", None) or None,
     )
+
+
+class CfnLintScanner:
+    """cfn-lint: every enabled rule (its own and the gate's E9xxx) over every template, in-process."""
+
+    name = "cfn-lint"
+    information_uri = "https://github.com/aws-cloudformation/cfn-lint"
+    passed_unit = "clean (rule, template) pairs"
+
+    def version(self) -> str:
+        return metadata.version("cfn-lint")
+
+    def check_ready(self, job: ScanInput) -> None:
+        return None
+
+    def run(self, job: ScanInput) -> ToolRun:
+        run = run_cfn_lint(job.templates)
+        run.targets = job.template_groups
+        return run
+
+
+SCANNER = CfnLintScanner()

@@ -23,6 +23,7 @@ from pathlib import Path
 from gitops.progress import Progress
 from gitops.scan.errors import CheckovMissing, ScanError
 from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.scanner import ScanInput
 from gitops.scan.templates import TemplateRef
 
 CHECKOV_VERSION = "3.3.30"
@@ -141,7 +142,7 @@ def _json_document(stdout: str) -> object:
 
 def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
     """`checkov --framework cloudformation --skip-download` over the templates, nothing from the network."""
-    by_path = {str(t.path.resolve()): t for t in templates}
+    by_path = {str(t.tool_path): t for t in templates}
     cmd = [
         str(python),
         "-m",
@@ -151,13 +152,12 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
         "--skip-download",
         "--output",
         "json",
-        "--quiet",
         "--compact",
         "--external-checks-dir",
         str(CHECKS_DIR),
     ]
     for template in templates:
-        cmd += ["-f", str(template.path.resolve())]
+        cmd += ["-f", str(template.tool_path)]
     with tempfile.TemporaryDirectory(prefix="gitops-checkov-") as cwd:  # no stray .checkov.yaml is read
         try:
             done = subprocess.run(
@@ -172,21 +172,36 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
         document = _json_document(done.stdout)
     except ValueError as exc:
         raise ScanError(f"checkov: unreadable output ({exc})") from exc
-    reports = document if isinstance(document, list) else [document]
+    listed = document if isinstance(document, list) else [document]
+    reports: list[dict] = [r for r in listed if isinstance(r, dict)]
     findings: list[Finding] = []
     passed = 0
+    coverage: dict[str, set[str]] = {}
     for report in reports:
         summary = report.get("summary", {})
         if summary.get("parsing_errors"):
             raise ScanError(f"checkov: could not parse {summary['parsing_errors']} template(s)")
         passed += int(summary.get("passed", 0))
-        for check in report.get("results", {}).get("failed_checks", []):
-            template = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
-            if template is None:
+        results = report.get("results", {})
+        for outcome in ("passed_checks", "failed_checks", "skipped_checks"):
+            for check in results.get(outcome, []):
+                kind = str(check.get("resource", "")).rsplit(".", 1)[0]
+                if kind.startswith("AWS::"):
+                    coverage.setdefault(kind, set()).add(check["check_id"])
+        for check in results.get("failed_checks", []):
+            scanned = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
+            if scanned is None:
                 continue
-            findings.append(_finding(check, template))
+            findings.append(_finding(check, scanned))
     version = str(reports[0].get("summary", {}).get("checkov_version", CHECKOV_VERSION)) if reports else CHECKOV_VERSION
-    return ToolRun(tool="checkov", version=version, findings=findings, passed=passed)
+    return ToolRun(
+        tool="checkov",
+        version=version,
+        findings=findings,
+        passed=passed,
+        rules=sorted({rule for ids in coverage.values() for rule in ids}),
+        coverage={kind: sorted(ids) for kind, ids in coverage.items()},
+    )
 
 
 def _finding(check: dict, template: TemplateRef) -> Finding:
@@ -207,6 +222,34 @@ def _finding(check: dict, template: TemplateRef) -> Finding:
         hint=check.get("guideline") if check.get("guideline") and "://" not in check["guideline"] else None,
         help_uri=check.get("guideline") if check.get("guideline") and "://" in check["guideline"] else None,
     )
+
+
+class CheckovScanner:
+    """checkov over the templates, offline, in its own environment (built from the lock on first use)."""
+
+    name = "checkov"
+    information_uri = "https://www.checkov.io"
+    passed_unit = "passed (check, resource) pairs"
+
+    def version(self) -> str:
+        return CHECKOV_VERSION
+
+    def check_ready(self, job: ScanInput) -> None:
+        if not job.install_checkov and env_state(job.root) != "ready":
+            ensure_checkov(job.root, install=False)  # raises the clear "missing environment" error now
+
+    def run(self, job: ScanInput) -> ToolRun:
+        started = time.perf_counter()
+        python = ensure_checkov(job.root, install=job.install_checkov, progress=job.progress)
+        installed = round(time.perf_counter() - started, 2)
+        run = run_checkov(python, job.templates)
+        run.targets = job.template_groups
+        if installed > 1:
+            run.notes.append(f"environment created in {installed:.1f}s")
+        return run
+
+
+SCANNER = CheckovScanner()
 
 
 def main() -> int:

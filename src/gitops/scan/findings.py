@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 SEVERITIES = ("error", "warning", "note")
-TOOLS = ("cfn-lint", "checkov", "cdk-nag", "detect-secrets", "policy")
+POLICY = "policy"  # the gate's own findings: inline skips, expired or unused suppressions
 
 # The same concern as each tool names it: findings of one concern on one resource are one problem.
 CONCERNS: dict[str, tuple[str, ...]] = {
@@ -53,14 +53,16 @@ def base_rule(rule_id: str) -> str:
 class Finding:
     """One problem a tool reported, located as precisely as the tool allows."""
 
-    tool: str  # one of TOOLS
+    tool: str  # a registered scanner's name, or POLICY
     rule_id: str
     severity: str  # one of SEVERITIES
     message: str
-    file: str  # release-relative for templates (stages/<stage>/templates/...), repo-relative for source
+    file: str  # release-relative for release files (stages/<stage>/...), repo-relative for source
     stage: str | None = None
     stack: str | None = None
     resource: str | None = None  # CloudFormation logical id
+    pipeline: str | None = None  # a SageMaker pipeline of the release (stages/<stage>/pipelines/<name>.json)
+    step: str | None = None  # the pipeline's step
     line: int | None = None
     hint: str | None = None  # how to fix it, where the tool says
     help_uri: str | None = None
@@ -72,18 +74,24 @@ class Finding:
         return self.stage is not None
 
     @property
+    def unit(self) -> str | None:
+        """The stack, or `pipelines/<name>` for a pipeline finding: what the table groups by."""
+        return f"pipelines/{self.pipeline}" if self.pipeline else self.stack
+
+    @property
     def target(self) -> str:
-        """What policy.yaml names: <stage>/<Stack>/<LogicalId>, <stage>/<Stack>, or a source path."""
+        """What policy.yaml names: <stage>/<Stack>/<LogicalId>, <stage>/<Stack>, <stage>/pipelines/<name>/<step>,
+        or a source path."""
         if self.stage is None:
             return self.file
-        return "/".join(p for p in (self.stage, self.stack, self.resource) if p)
+        return "/".join(p for p in (self.stage, self.unit, self.step or self.resource) if p)
 
     @property
     def group(self) -> str:
-        """How the readable table groups it: <stage>/<Stack>, or the source file."""
+        """How the readable table groups it: <stage>/<Stack>, <stage>/pipelines/<name>, or the source file."""
         if self.stage is None:
-            return "source" if self.tool != "policy" else "policy"
-        return f"{self.stage}/{self.stack}" if self.stack else self.stage
+            return "source" if self.tool != POLICY else POLICY
+        return f"{self.stage}/{self.unit}" if self.unit else self.stage
 
     @property
     def rule_ids(self) -> list[str]:
@@ -91,7 +99,8 @@ class Finding:
 
     @property
     def tools(self) -> list[str]:
-        return sorted({self.tool, *(f.tool for f in self.also)}, key=TOOLS.index)
+        """Every tool that reported it, the leading one first (in the order `merge` ranked them)."""
+        return list(dict.fromkeys([self.tool, *(f.tool for f in self.also)]))
 
     @property
     def concern(self) -> str:
@@ -109,6 +118,8 @@ class Finding:
             "stage": self.stage,
             "stack": self.stack,
             "resource": self.resource,
+            "pipeline": self.pipeline,
+            "step": self.step,
             "file": self.file,
             "line": self.line,
             "message": self.message,
@@ -120,14 +131,21 @@ class Finding:
 
 @dataclass
 class ToolRun:
-    """What one scanner reported: its raw findings and how many of its checks passed."""
+    """What one scanner reported: its raw findings, how many of its checks passed, and which rules it ran.
+
+    coverage maps each resource type the tool looked at (a CloudFormation type, a pipeline step
+    type, `source`) to the rule ids it applied to that type; rules is every rule id it ran.
+    """
 
     tool: str
     version: str
     findings: list[Finding]
-    passed: int  # checks that passed, in the tool's own unit (see ToolStats)
+    passed: int  # checks that passed, in the tool's own unit (its scanner's `passed_unit`)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # what it looked at, as groups (dev/Base, source)
+    rules: list[str] = field(default_factory=list)
+    coverage: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _merge_key(finding: Finding) -> tuple:
@@ -135,21 +153,26 @@ def _merge_key(finding: Finding) -> tuple:
         # A secret is the same secret wherever two plugins see it; other source findings are per line.
         where = finding.fingerprint or str(finding.line)
         return (None, None, finding.file, where, finding.concern)
-    return (finding.stage, finding.stack, finding.resource, None, finding.concern)
+    return (finding.stage, finding.unit, finding.step or finding.resource, None, finding.concern)
 
 
-def _rank(finding: Finding) -> tuple:
-    return (SEVERITIES.index(finding.severity), TOOLS.index(finding.tool), finding.rule_id)
+def merge(findings: Iterable[Finding], order: Sequence[str] = ()) -> list[Finding]:
+    """One finding per (resource, concern): the most severe leads and carries the others in `also`.
 
+    order ranks the tools among equally severe findings (the registered scanners' order); a tool
+    not in it ranks after those that are, by name.
+    """
 
-def merge(findings: Iterable[Finding]) -> list[Finding]:
-    """One finding per (resource, concern): the most severe leads and carries the others in `also`."""
+    def rank(finding: Finding) -> tuple:
+        tool = order.index(finding.tool) if finding.tool in order else len(order)
+        return (SEVERITIES.index(finding.severity), tool, finding.tool, finding.rule_id)
+
     groups: dict[tuple, list[Finding]] = {}
     for finding in findings:
         groups.setdefault(_merge_key(finding), []).append(finding)
     merged = []
     for members in groups.values():
-        members = sorted(members, key=_rank)
+        members = sorted(members, key=rank)
         lead = members[0]
         fields = {k: v for k, v in vars(lead).items() if k != "also"}
         for key in ("hint", "help_uri", "line", "resource"):
@@ -162,9 +185,9 @@ def sort_key(finding: Finding) -> tuple:
     return (
         finding.stage is None,
         finding.stage or "",
-        finding.stack or "",
+        finding.unit or "",
         finding.file,
-        finding.resource or "",
+        finding.step or finding.resource or "",
         SEVERITIES.index(finding.severity),
         finding.rule_id,
         finding.line or 0,

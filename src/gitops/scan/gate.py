@@ -1,104 +1,42 @@
-"""`scan_release`: every scanner over a release and the source, the policy applied, reports, the manifest record."""
+"""`scan_release`: every registered scanner over a release and the source, the policy applied, reports, the record."""
 
 from __future__ import annotations
 
-import multiprocessing
+import tempfile
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 
 from gitops.progress import Progress
-from gitops.release.manifest import ScanRecord, ToolScan, load_release, load_stage_config_from_release, write_manifest
+from gitops.release.manifest import (
+    ReleaseManifest,
+    ScanRecord,
+    ToolScan,
+    load_release,
+    load_stage_config_from_release,
+    write_manifest,
+)
 from gitops.scan.errors import ScanError
-from gitops.scan.findings import TOOLS, Finding, ToolRun, merge, sort_key
-from gitops.scan.policy import POLICY_FILE, Suppression, apply_policy, load_policy, stage_values
+from gitops.scan.findings import POLICY, Finding, ToolRun, merge, sort_key
+from gitops.scan.inline_skips import RULE as INLINE_RULE
+from gitops.scan.inline_skips import inline_suppressions, neutralise
+from gitops.scan.pipeline_files import release_pipelines
+from gitops.scan.policy import POLICY_FILE, Policy, PolicyOutcome, apply_policy, load_policy, stage_values
+from gitops.scan.reports import write_junit, write_sarif
+from gitops.scan.result import ScanReport, ToolStats
+from gitops.scan.scanner import ScanInput, Scanner
+from gitops.scan.scanners import SCANNERS, TOOL_ORDER
+from gitops.scan.templates import release_templates
 
 REPORTS_DIR = Path("reports")
 SARIF_FILE = "scan.sarif"
 JUNIT_FILE = "scan-junit.xml"
+# The gate's own rules: what it refuses whatever the tools say.
+POLICY_RULES = (INLINE_RULE, "expired-suppression", "unused-suppression")
 
-
-@dataclass
-class ToolStats:
-    """One tool's tally. `passed` is in the tool's unit: checkov's passed checks, cfn-lint's clean
-    (rule, template) pairs, cdk-nag's clean resources, detect-secrets' clean files, policy's
-    suppressions in use."""
-
-    tool: str
-    version: str
-    passed: int
-    failed: int
-    suppressed: int
-    seconds: float
-    targets: list[str] = field(default_factory=list)  # what it looked at, as groups (dev/Base, source)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "version": self.version,
-            "passed": self.passed,
-            "failed": self.failed,
-            "suppressed": self.suppressed,
-            "seconds": self.seconds,
-            "notes": self.notes,
-        }
-
-
-@dataclass
-class ScanReport:
-    release_id: str
-    root: Path
-    release_dir: Path
-    policy_path: str
-    passed: bool
-    findings: list[Finding]  # unsuppressed, one per problem (merged across tools)
-    suppressed: list[tuple[Finding, Suppression]]
-    tools: dict[str, ToolStats]
-    seconds: float
-    timings: dict[str, float]
-    sarif: Path | None = None
-    junit: Path | None = None
-
-    def repo_path(self, finding: Finding) -> str:
-        """The finding's file relative to the repository (a release outside it counts as release/)."""
-        if finding.in_template:
-            try:
-                base = self.release_dir.resolve().relative_to(self.root).as_posix()
-            except ValueError:
-                base = "release"
-            return f"{base}/{finding.file}"
-        return finding.file
-
-    def to_dict(self) -> dict:
-        return {
-            "release_id": self.release_id,
-            "passed": self.passed,
-            "policy": self.policy_path,
-            "findings": [{**f.to_dict(), "file": self.repo_path(f)} for f in self.findings],
-            "suppressed": [
-                {**f.to_dict(), "file": self.repo_path(f), "reason": s.reason, "expires": s.expires}
-                for f, s in self.suppressed
-            ],
-            "tools": {name: stats.to_dict() for name, stats in self.tools.items()},
-            "seconds": self.seconds,
-            "timings": self.timings,
-            "sarif": str(self.sarif) if self.sarif else None,
-            "junit": str(self.junit) if self.junit else None,
-        }
-
-
-def _timed(name: str, timings: dict[str, float], say: Progress, work: Callable[[], ToolRun]) -> ToolRun:
-    started = time.perf_counter()
-    run = work()
-    run.seconds = round(time.perf_counter() - started, 2)
-    timings[name] = run.seconds
-    say(f"{name}: {len(run.findings)} raw finding(s), {run.passed} passed, {run.seconds:.1f}s")
-    return run
+__all__ = ["ScanReport", "ToolStats", "scan_release"]
 
 
 def scan_release(
@@ -114,15 +52,11 @@ def scan_release(
     today: date | None = None,
     record: bool = True,
 ) -> ScanReport:
-    """Scan a rendered release with cfn-lint, checkov and its recorded cdk-nag report, and the source for secrets.
+    """Scan a rendered release with every registered scanner (templates, pipeline definitions, source).
 
     Only policy.yaml suppresses. Writes SARIF and JUnit (under out_dir, default <root>/reports/)
     and records the result per tool into the release manifest. Raises ScanError on bad input.
     """
-    from gitops.scan import cdk_nag, checkov
-    from gitops.scan.cfn_lint import run_cfn_lint
-    from gitops.scan.templates import inline_suppressions, release_templates
-
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     today = today or date.today()
@@ -137,99 +71,33 @@ def scan_release(
     templates = release_templates(release_dir, manifest.files, {n: c.region for n, c in configs.items()})
     if not templates:
         raise ScanError(f"{release_dir}: the release holds no templates to scan")
-    if not install_checkov and checkov.env_state(root) != "ready":
-        checkov.ensure_checkov(root, install=False)  # raises the clear "missing environment" error now
+    pipelines = release_pipelines(release_dir, manifest.files)
 
     sarif_path, junit_path = _report_paths(root, out_dir, sarif_path, junit_path)
     # Not source: the release, the reports, and the policy (its fingerprints are hashes of suppressed values).
     own_files = (release_dir, sarif_path, junit_path, policy_path or root / POLICY_FILE)
-    own = {rel for rel in (_inside(p, root) for p in own_files) if rel}
-    timings: dict[str, float] = {}
-    say(f"scanning release {manifest.short_id}: {len(templates)} templates, source at {root}")
-    nag_findings: list[Finding] = []
-    nag_checked = 0
-    for stage in manifest.stages:
-        found, stats = cdk_nag.read_nag_findings(release_dir, stage, manifest.files)
-        nag_findings += found
-        nag_checked += stats["checked"]
-
-    def checkov_run() -> ToolRun:
-        install_started = time.perf_counter()
-        python = checkov.ensure_checkov(root, install=install_checkov, progress=say)
-        installed = round(time.perf_counter() - install_started, 2)
-        run = _timed("checkov", timings, say, lambda: checkov.run_checkov(python, templates))
-        if installed > 1:
-            run.notes.append(f"environment created in {installed:.1f}s")
-            timings["checkov-install"] = installed
-        return run
-
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def guarded(work: Callable[[], ToolRun]) -> Callable[[], ToolRun | None]:
-        def run() -> ToolRun | None:
-            try:
-                return work()
-            except BaseException as exc:  # re-raised below, after the other scanners finish
-                with lock:
-                    errors.append(exc)
-                return None
-
-        return run
-
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="gitops-scan") as pool:
-        futures = {
-            "checkov": pool.submit(guarded(checkov_run)),
-            "cfn-lint": pool.submit(guarded(lambda: _timed("cfn-lint", timings, say, lambda: run_cfn_lint(templates)))),
-            "detect-secrets": pool.submit(
-                guarded(lambda: _timed("detect-secrets", timings, say, lambda: _in_own_process(root, own)))
-            ),
-        }
-        results = {name: future.result() for name, future in futures.items()}
-    if errors:
-        raise errors[0]
-    runs: dict[str, ToolRun] = {name: run for name, run in results.items() if run is not None}
-    runs["cdk-nag"] = ToolRun("cdk-nag", metadata.version("cdk-nag"), nag_findings, 0)
-
+    own = frozenset(rel for rel in (_inside(p, root) for p in own_files) if rel)
     inline = [f for t in templates for f in inline_suppressions(t)]
-    raw = [f for run in runs.values() for f in run.findings]
-    tool_findings = [f for f in raw if f.tool != "policy"]
-    policy_own = [f for f in raw if f.tool == "policy"] + inline
-    outcome = apply_policy(policy, tool_findings, {n: stage_values(c) for n, c in configs.items()}, today)
-    findings = sorted(merge(outcome.unsuppressed) + policy_own + outcome.findings, key=sort_key)
-
-    groups_of_templates = sorted({f"{t.stage}/{t.stack}" for t in templates})
-    tools: dict[str, ToolStats] = {}
-    for name in TOOLS[:-1]:
-        run = runs[name]
-        failed = sum(1 for f in outcome.unsuppressed if f.tool == name)
-        suppressed = sum(1 for f, _ in outcome.suppressed if f.tool == name)
-        passed = run.passed
-        if name == "cdk-nag":
-            dirty = {(f.stage, f.stack, f.resource) for f in run.findings}
-            passed = max(nag_checked - len(dirty), 0)
-        tools[name] = ToolStats(
-            tool=name,
-            version=run.version,
-            passed=passed,
-            failed=failed,
-            suppressed=suppressed,
-            seconds=run.seconds if name != "cdk-nag" else 0.0,
-            targets=["source"] if name == "detect-secrets" else groups_of_templates,
-            notes=run.notes + (["ran during render (stages/<stage>/cdk-nag.json)"] if name == "cdk-nag" else []),
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="gitops-scan-") as workdir:
+        neutralise(templates, Path(workdir))  # the tools read copies without inline skips
+        job = ScanInput(root, release_dir, manifest, templates, pipelines, own, install_checkov, say)
+        for scanner in SCANNERS:
+            scanner.check_ready(job)  # a missing environment is one clear error before anything runs
+        say(
+            f"scanning release {manifest.short_id}: {len(templates)} templates, {len(pipelines)} pipeline"
+            f" definitions, source at {root}"
         )
-    in_use = sum(len(s.resources) for s in policy.suppressions if not s.expired(today)) - sum(
-        1 for f in outcome.findings if f.rule_id == "unused-suppression"
-    )
-    tools["policy"] = ToolStats(
-        tool="policy",
-        version=f"{policy.path} v{policy.version}",
-        passed=max(in_use, 0),
-        failed=len(policy_own) + len(outcome.findings),
-        suppressed=0,
-        seconds=0.0,
-        targets=[],
-    )
+        runs = _run_all(SCANNERS, job, timings, say)
+
+    raw = [f for run in runs.values() for f in run.findings]
+    tool_findings = [f for f in raw if f.tool != POLICY]
+    policy_own = [f for f in raw if f.tool == POLICY] + inline
+    outcome = apply_policy(policy, tool_findings, {n: stage_values(c) for n, c in configs.items()}, today)
+    findings = sorted(merge(outcome.unsuppressed, TOOL_ORDER) + policy_own + outcome.findings, key=sort_key)
+
+    tools = {scanner.name: _stats(scanner, runs[scanner.name], outcome) for scanner in SCANNERS}
+    tools[POLICY] = _policy_stats(policy, outcome, policy_own, today)
     report = ScanReport(
         release_id=manifest.release_id,
         root=root,
@@ -242,28 +110,90 @@ def scan_release(
         seconds=0.0,
         timings=timings,
     )
-    _write_reports(report, sarif_path, junit_path)
+    report.sarif, report.junit = sarif_path, junit_path
+    write_sarif(report, sarif_path)
+    write_junit(report, junit_path)
     if record:
-        scan = ScanRecord(
-            release_id=manifest.release_id,
-            passed=report.passed,
-            scanned_on=today,
-            tools={
-                name: ToolScan(passed=s.passed, failed=s.failed, suppressed=s.suppressed) for name, s in tools.items()
-            },
-        )
-        write_manifest(release_dir, manifest.model_copy(update={"scan": scan}))
+        record_scan(release_dir, manifest, report, today)
     report.seconds = round(time.perf_counter() - started, 2)
     timings["total"] = report.seconds
     return report
 
 
-def _in_own_process(root: Path, exclude: set[str]) -> ToolRun:
-    """detect-secrets in a fresh process: pure-Python scanning would otherwise share cfn-lint's GIL."""
-    from gitops.scan.secrets import run_secrets_scan
+def _run_all(scanners: tuple[Scanner, ...], job: ScanInput, timings: dict[str, float], say: Progress) -> dict:
+    """Every scanner in its own thread; the first error is raised once all have finished."""
+    lock = threading.Lock()
+    errors: list[BaseException] = []
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run_secrets_scan, root, None, exclude).result()
+    def run(scanner: Scanner) -> ToolRun | None:
+        started = time.perf_counter()
+        try:
+            result = scanner.run(job)
+        except BaseException as exc:  # re-raised below, after the other scanners finish
+            with lock:
+                errors.append(exc)
+            return None
+        result.seconds = round(time.perf_counter() - started, 2)
+        with lock:
+            timings[scanner.name] = result.seconds
+        say(f"{scanner.name}: {len(result.findings)} raw finding(s), {result.passed} passed, {result.seconds:.1f}s")
+        return result
+
+    with ThreadPoolExecutor(max_workers=len(scanners), thread_name_prefix="gitops-scan") as pool:
+        futures = {scanner.name: pool.submit(run, scanner) for scanner in scanners}
+        results = {name: future.result() for name, future in futures.items()}
+    if errors:
+        raise errors[0]
+    return {name: result for name, result in results.items() if result is not None}
+
+
+def _stats(scanner: Scanner, run: ToolRun, outcome: PolicyOutcome) -> ToolStats:
+    return ToolStats(
+        tool=scanner.name,
+        version=run.version,
+        passed=run.passed,
+        failed=sum(1 for f in outcome.unsuppressed if f.tool == scanner.name),
+        suppressed=sum(1 for f, _ in outcome.suppressed if f.tool == scanner.name),
+        seconds=run.seconds,
+        targets=run.targets,
+        notes=run.notes,
+        passed_unit=scanner.passed_unit,
+        information_uri=scanner.information_uri,
+        rules=run.rules,
+        coverage=run.coverage,
+    )
+
+
+def _policy_stats(policy: Policy, outcome: PolicyOutcome, policy_own: list[Finding], today: date) -> ToolStats:
+    in_use = sum(len(s.resources) for s in policy.suppressions if not s.expired(today)) - sum(
+        1 for f in outcome.findings if f.rule_id == "unused-suppression"
+    )
+    return ToolStats(
+        tool=POLICY,
+        version=f"{policy.path} v{policy.version}",
+        passed=max(in_use, 0),
+        failed=len(policy_own) + len(outcome.findings),
+        suppressed=0,
+        seconds=0.0,
+        targets=[],
+        passed_unit="suppressions in use",
+        rules=sorted(POLICY_RULES),
+        coverage={"*": sorted(POLICY_RULES)},
+    )
+
+
+def record_scan(release_dir: Path, manifest: ReleaseManifest, report: ScanReport, today: date) -> None:
+    """Write the scan's outcome, per tool, into the release manifest (outside the release id)."""
+    scan = ScanRecord(
+        release_id=manifest.release_id,
+        passed=report.passed,
+        scanned_on=today,
+        tools={
+            name: ToolScan(passed=s.passed, failed=s.failed, suppressed=s.suppressed)
+            for name, s in report.tools.items()
+        },
+    )
+    write_manifest(release_dir, manifest.model_copy(update={"scan": scan}))
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -285,11 +215,3 @@ def _report_paths(
 ) -> tuple[Path, Path]:
     base = out_dir if out_dir is not None else root / REPORTS_DIR
     return (sarif_path or base / SARIF_FILE).absolute(), (junit_path or base / JUNIT_FILE).absolute()
-
-
-def _write_reports(report: ScanReport, sarif_path: Path, junit_path: Path) -> None:
-    from gitops.scan.reports import write_junit, write_sarif
-
-    report.sarif, report.junit = sarif_path, junit_path
-    write_sarif(report, sarif_path)
-    write_junit(report, junit_path)

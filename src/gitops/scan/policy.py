@@ -6,6 +6,7 @@ included) and the resources it applies to: `<Stack>/<LogicalId>` in every stage,
 path for the source scan. No wildcards in either, so nothing is skipped wholesale. A rule id may
 use {project}, {stage}, {prefix}, {account} and {region}, filled in per stage, so one entry
 covers the same finding in every stage. An expired or unused suppression is itself a finding.
+A reason is held to the rules of gitops.scan.reasons; a few rules (UNSUPPRESSIBLE) have no exception.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from gitops.config import StageConfig
+from gitops.scan import reasons
 from gitops.scan.errors import PolicyError
-from gitops.scan.findings import Finding
+from gitops.scan.findings import POLICY, Finding
 from gitops.strict_yaml import YamlError, load_yaml
 
 POLICY_FILE = "policy.yaml"
-MIN_REASON = 20
+MIN_REASON = reasons.MIN_REASON
+# Rules no suppression may name: the isolated network's promise (gitops.scan.cfn_lint_rules) has no exception.
+UNSUPPRESSIBLE = {
+    "E9202": "a NAT gateway",
+    "E9203": "an egress-only internet gateway",
+    "E9204": "a route to the internet",
+}
 PLACEHOLDERS = ("project", "stage", "prefix", "account", "region")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _WILDCARDS = set("*?[]")
@@ -51,6 +59,9 @@ class Suppression(BaseModel):
         for name in _PLACEHOLDER.findall(value):
             if name not in PLACEHOLDERS:
                 raise ValueError(f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})")
+        if value.split("[", 1)[0] in UNSUPPRESSIBLE:
+            what = UNSUPPRESSIBLE[value.split("[", 1)[0]]
+            raise ValueError(f"{value} ({what}) can never be suppressed: the isolated network allows no way out")
         return value
 
     @field_validator("resources")
@@ -68,9 +79,17 @@ class Suppression(BaseModel):
     @field_validator("reason")
     @classmethod
     def _real_reason(cls, value: str) -> str:
-        if len(" ".join(value.split())) < MIN_REASON:
-            raise ValueError(f"must say why in at least {MIN_REASON} characters")
+        refused = reasons.refusal(value)
+        if refused:
+            raise ValueError(f"refused ({refused})")
         return " ".join(value.split())
+
+    @model_validator(mode="after")
+    def _reason_beyond_names(self) -> Suppression:
+        refused = reasons.refusal(self.reason, (self.rule, *self.resources))
+        if refused:
+            raise ValueError(f"reason: refused ({refused})")
+        return self
 
     @property
     def line(self) -> int:
@@ -170,7 +189,7 @@ def parse_policy(text: str, path: str = POLICY_FILE) -> Policy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{path}: {_describe(exc.errors()[0], data)}") from exc
+        raise PolicyError(f"{path}: {_describe(dict(exc.errors()[0]), data)}") from exc
     policy._path = path
     for suppression, line in zip(policy.suppressions, _entry_lines(text), strict=False):
         suppression._line = line
@@ -200,7 +219,7 @@ class PolicyOutcome:
 
 def _policy_finding(policy: Policy, suppression: Suppression, rule: str, message: str) -> Finding:
     return Finding(
-        tool="policy",
+        tool=POLICY,
         rule_id=rule,
         severity="error",
         message=message,

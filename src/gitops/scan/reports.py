@@ -6,23 +6,12 @@ import hashlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gitops.files import atomic_write
-from gitops.scan.findings import TOOLS, Finding
-
-if TYPE_CHECKING:
-    from gitops.scan.gate import ScanReport
+from gitops.scan.findings import Finding
+from gitops.scan.result import ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-TOOL_URIS = dict(
-    (
-        ("cfn-lint", "https://github.com/aws-cloudformation/cfn-lint"),
-        ("checkov", "https://www.checkov.io"),
-        ("cdk-nag", "https://github.com/cdklabs/cdk-nag"),
-        ("detect-secrets", "https://github.com/Yelp/detect-secrets"),
-    )
-)
 
 
 def _fingerprint(finding: Finding) -> str:
@@ -66,17 +55,14 @@ def _result(finding: Finding, rule_index: int, uri: str, suppression_reason: str
 
 
 def sarif_log(report: ScanReport) -> dict:
-    """All tools in one log: a run per tool (at most five), paths relative to the repository."""
-    by_tool: dict[str, list[tuple[Finding, str | None]]] = {tool: [] for tool in TOOLS}
+    """All tools in one log: a run per tool of the report, paths relative to the repository."""
+    by_tool: dict[str, list[tuple[Finding, str | None]]] = {tool: [] for tool in report.tools}
     for finding in report.findings:
-        by_tool[finding.tool].append((finding, None))
+        by_tool.setdefault(finding.tool, []).append((finding, None))
     for finding, suppression in report.suppressed:
-        by_tool[finding.tool].append((finding, suppression.reason))
+        by_tool.setdefault(finding.tool, []).append((finding, suppression.reason))
     runs = []
-    for tool in TOOLS:
-        stats = report.tools.get(tool)
-        if stats is None:
-            continue
+    for tool, stats in report.tools.items():
         rules: list[dict] = []
         index: dict[str, int] = {}
         results = []
@@ -95,14 +81,20 @@ def sarif_log(report: ScanReport) -> dict:
                 rules.append(rule)
             results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), reason))
         driver: dict = {"name": tool, "version": stats.version, "rules": rules}
-        if tool in TOOL_URIS:
-            driver["informationUri"] = TOOL_URIS[tool]
+        if stats.information_uri:
+            driver["informationUri"] = stats.information_uri
         runs.append(
             {
                 "tool": {"driver": driver},
                 "automationDetails": {"id": f"gitops-scan/{tool}/"},
                 "results": results,
-                "properties": {"passed": stats.passed, "failed": stats.failed, "suppressed": stats.suppressed},
+                "properties": {
+                    "passed": stats.passed,
+                    "passedUnit": stats.passed_unit,
+                    "failed": stats.failed,
+                    "suppressed": stats.suppressed,
+                    "rulesRun": len(stats.rules),
+                },
             }
         )
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
@@ -116,10 +108,7 @@ def junit_xml(report: ScanReport) -> bytes:
     """A suite per tool: a failing case per finding, a skipped one per suppression, a passing one per clean stack."""
     suites = ET.Element("testsuites", name="gitops scan")
     totals = {"tests": 0, "failures": 0, "skipped": 0}
-    for tool in TOOLS:
-        stats = report.tools.get(tool)
-        if stats is None:
-            continue
+    for tool, stats in report.tools.items():
         suite = ET.SubElement(suites, "testsuite", name=tool, time=f"{stats.seconds:.2f}")
         counts = {"tests": 0, "failures": 0, "skipped": 0}
         dirty = set()

@@ -6,15 +6,20 @@ false positive is suppressed in policy.yaml, pinned to the secret's fingerprint.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import re
 import subprocess
+from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
-from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.findings import POLICY, Finding, ToolRun
+from gitops.scan.scanner import ScanInput
 
 _ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
-_PRAGMA = "pragma: " + "allowlist"  # split so this file does not carry the marker itself
+# detect-secrets' inline allowlist comment, in any case or spacing (split so this file carries no marker).
+_PRAGMA = re.compile("pragma" + r"\s*:\s*" + "allow" + r"\s*list", re.IGNORECASE)
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".gitops", "cdk.out", ".pytest_cache", ".ruff_cache"}
 HINT = (
     "remove it from the source (read it from Secrets Manager, SSM Parameter Store or the environment)"
@@ -76,11 +81,15 @@ def run_secrets_scan(root: Path, files: list[str] | None = None, exclude: set[st
                     )
                 )
     findings += _allowlist_comments(root, files)
+    plugins = sorted(set(plugin_of.values()))
     return ToolRun(
         tool="detect-secrets",
         version=metadata.version("detect-secrets"),
         findings=findings,
         passed=len(files) - len(dirty),
+        targets=["source"],
+        rules=plugins,
+        coverage={"source": plugins},
     )
 
 
@@ -91,13 +100,13 @@ def _allowlist_comments(root: Path, files: list[str]) -> list[Finding]:
             text = (root / rel).read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        if _PRAGMA not in text:
+        if not _PRAGMA.search(text):
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            if _PRAGMA in line:
+            if _PRAGMA.search(line):
                 found.append(
                     Finding(
-                        tool="policy",
+                        tool=POLICY,
                         rule_id="inline-suppression",
                         severity="error",
                         message="detect-secrets allowlist comment: suppressions live only in policy.yaml",
@@ -107,3 +116,24 @@ def _allowlist_comments(root: Path, files: list[str]) -> list[Finding]:
                     )
                 )
     return found
+
+
+class SecretsScanner:
+    """detect-secrets over what git tracks, in a fresh process (pure-Python scanning would share cfn-lint's GIL)."""
+
+    name = "detect-secrets"
+    information_uri = "https://github.com/Yelp/detect-secrets"
+    passed_unit = "clean source files"
+
+    def version(self) -> str:
+        return metadata.version("detect-secrets")
+
+    def check_ready(self, job: ScanInput) -> None:
+        return None
+
+    def run(self, job: ScanInput) -> ToolRun:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(run_secrets_scan, job.root, None, set(job.exclude)).result()
+
+
+SCANNER = SecretsScanner()
