@@ -32,7 +32,7 @@ PRE_COMMIT = ROOT / ".pre-commit-config.yaml"
 
 ENV_REPO_BUILDSPECS = {"deploy", "verify", "promote"}  # run in an env repository, on the release it holds
 SOURCE_BUILDSPECS = {"build-and-scan", "publish"}  # run on the source tree
-# Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/test_infra_app.py).
+# Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/infra/test_infra_app.py).
 PROJECT_VARIABLES = {
     "STAGE",
     "PIPELINE_NAME",
