@@ -125,11 +125,13 @@ def test_hand_written_cdk_nag_acknowledgments_are_found_in_any_spelling(tmp_path
         "/dev/Data/Bucket/Resource": [
             {"type": "aws:cdk:acknowledged-rules", "data": {"Annotation::AwsSolutions-S1": "by hand"}},
             {"type": "AWS:CDK:Acknowledged-Rules", "data": {"annotation::awssolutions-s10": "by hand"}},
-            {"type": "aws:cdk:acknowledged-rules", "data": {"CKV_AWS_18": "another tool's id"}},
+            {"type": "aws:cdk:acknowledged-rules", "data": {"annotation::serverless-LambdaTracing": "by hand"}},
+            # aws-cdk-lib's own constructs acknowledge CloudFormation-Validate rules: not cdk-nag's, not ours.
+            {"type": "aws:cdk:acknowledged-rules", "data": {"CloudFormation-Validate::F3002": "the library's"}},
             {"type": "aws:cdk:logicalId", "data": "Bucket"},
         ]
     }
     (tmp_path / "Data.metadata.json").write_text(json.dumps(metadata))
     found = _acknowledgments(tmp_path)
-    assert {a["rule_id"] for a in found} == {"AwsSolutions-S1", "awssolutions-s10", "CKV_AWS_18"}
+    assert {a["rule_id"] for a in found} == {"AwsSolutions-S1", "awssolutions-s10", "serverless-LambdaTracing"}
     assert all(a["construct_path"] == "dev/Data/Bucket/Resource" for a in found)

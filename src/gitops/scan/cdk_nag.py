@@ -5,7 +5,9 @@ in-process synth. Its raw report (no acknowledgments applied) travels in the rel
 `stages/<stage>/cdk-nag.json`; the scan applies policy.yaml to it like to every other tool.
 cdk-nag's own inline suppressions (`Validations.of(x).acknowledge(...)`) are generated from
 policy.yaml (`acknowledge_from_policy`, for the standard `cdk synth` path); hand-written ones are
-found in the cloud assembly and refused, whatever rule they name and however it is spelled.
+found in the cloud assembly and refused, in any spelling of the key or the rule id. (Acknowledgments
+of other validation plugins' rules, such as the ones aws-cdk-lib's own constructs make for
+CloudFormation-Validate, are not cdk-nag's and not suppressions of this gate.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gitops.scan.scanner import ScanInput
 
 PACK = "AwsSolutions"
 ACKNOWLEDGED_RULES = "aws:cdk:acknowledged-rules"  # aws_cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+_NAG_PACK_PREFIXES = ("awssolutions", "hipaa.security", "nist.800.53", "pci.dss", "serverless")
 
 
 def report_path(stage: str) -> str:
@@ -54,13 +57,13 @@ def _acknowledgments(asm_dir: Path) -> list[dict]:
     seen = set()
     for path, items in sorted(entries.items()):
         for item in items:
-            # Any spelling of the key: render's synth generates no acknowledgment, so each one was written by hand.
+            # Any spelling: render's synth generates no acknowledgment, so each nag one was written by hand.
             if str(item.get("type", "")).lower() != ACKNOWLEDGED_RULES or not isinstance(item.get("data"), dict):
                 continue
             for qualified, reason in item["data"].items():
                 rule_id = qualified.split("::", 1)[1] if qualified.lower().startswith("annotation::") else qualified
                 key = (path, rule_id)
-                if key not in seen:
+                if rule_id.lower().startswith(_NAG_PACK_PREFIXES) and key not in seen:
                     seen.add(key)
                     found.append({"construct_path": path.lstrip("/"), "rule_id": rule_id, "reason": str(reason)})
     return found
