@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,10 +22,12 @@ from gitops.release.manifest import StageSummary, seal_manifest, stage_config_pa
 from gitops.release.pipelines import canonical_json
 
 LIMIT = 200
-# Any AWS call that slipped through would go nowhere, fast: arguments must be refused before it.
+# Any AWS call that slipped through would go nowhere, fast (no credentials, a closed port):
+# arguments must be refused before it.
 OFFLINE = {
-    "AWS_ACCESS_KEY_ID": "invalid",
-    "AWS_SECRET_ACCESS_KEY": "invalid",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
     "GITOPS_TARGET": "aws",
     "COLUMNS": "80",  # a narrow terminal must not wrap the error line
@@ -33,6 +36,11 @@ OFFLINE = {
 
 def tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def top_level(root: Path) -> list[str]:
+    """What the checkout holds at its top, but the render part cache (.gitops/: a cache, not an output)."""
+    return sorted(p.name for p in root.iterdir() if p.name != ".gitops")
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +165,15 @@ def test_bad_input_is_one_short_line_and_changes_nothing(checkout, edit, edits, 
     for rel, how in edits.items():
         edit(rel, how)
     before = tree(checkout / "release")
-    siblings = sorted(p.name for p in checkout.iterdir())
+    siblings = top_level(checkout)
 
     done = run_gitops(checkout, *args)
 
     assert done.returncode != 0
-    lines = done.stderr.splitlines()
+    # Progress lines may come first (render says what it builds); the error report is what follows.
+    start = re.search(r"^error: ", done.stderr, re.MULTILINE)
+    report = done.stderr[start.start() :] if start else done.stderr
+    lines = report.splitlines()
     assert lines, done.stdout
     first = lines[0]
     assert first.startswith("error: "), done.stderr
@@ -174,7 +185,7 @@ def test_bad_input_is_one_short_line_and_changes_nothing(checkout, edit, edits, 
     if args[0] != "render":
         assert "gitops render" not in done.stderr, "the hint points at the wrong verb"
     assert tree(checkout / "release") == before
-    assert sorted(p.name for p in checkout.iterdir()) == siblings  # no .release.tmp-*, no reports/
+    assert top_level(checkout) == siblings  # no .release.tmp-*, no reports/
     if "--json" in args:
         assert json.loads(done.stdout)["error"] == first.removeprefix("error: ")
 

@@ -99,3 +99,11 @@ def test_the_repository_itself_is_refused():
         check_out_dir(ROOT, ROOT)
     with pytest.raises(GitopsError, match="is the repository"):
         check_out_dir(ROOT, ROOT.parent)
+
+
+def test_every_input_a_cached_part_is_keyed_on_exists():
+    # A moved module left out of its part's inputs would let a cached part outlive a change to it.
+    from gitops.release.render import ENGINE_INPUTS, INFRA_INPUTS, PIPELINE_INPUTS
+
+    missing = [p for p in (*ENGINE_INPUTS, *INFRA_INPUTS, *PIPELINE_INPUTS) if not (ROOT / p).exists()]
+    assert missing == []

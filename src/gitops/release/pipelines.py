@@ -104,7 +104,11 @@ def offline_sagemaker(region: str) -> Iterator[None]:
     """
     from moto import mock_aws
 
-    saved = {k: os.environ.get(k) for k in _OFFLINE_ENV}
+    # An endpoint override (the embedded target exports AWS_ENDPOINT_URL) would send the SDK's calls past the mock.
+    endpoints = [k for k in os.environ if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")]
+    saved = {k: os.environ.get(k) for k in [*_OFFLINE_ENV, *endpoints]}
+    for key in endpoints:
+        del os.environ[key]
     os.environ.update(_OFFLINE_ENV | {"AWS_DEFAULT_REGION": region, "AWS_REGION": region})
     try:
         with mock_aws():

@@ -125,7 +125,13 @@ INFRA_INPUTS = (
     "pipeline_defs/features.py",
     "src/gitops",
 )
-PIPELINE_INPUTS = ("pipeline_defs", "src/gitops/pipelines.py", "src/gitops/assets.py", "src/gitops/config.py")
+PIPELINE_INPUTS = (
+    "pipeline_defs",
+    "src/gitops/release/pipelines.py",
+    "src/gitops/release/entrypoints.py",
+    "src/gitops/release/assets.py",
+    "src/gitops/config.py",
+)
 
 
 def _registry_files(registry: AssetRegistry) -> dict[str, bytes]:
