@@ -27,12 +27,16 @@ from aws_cdk.assertions import Match, Template  # noqa: E402
 from gitops.config import StageConfig, kms_alias_name, load_stages  # noqa: E402
 from gitops.errors import GitopsError, SynthError  # noqa: E402
 from infra import names  # noqa: E402
-from infra.app import STACK_IDS, build_app, load_cdk_context  # noqa: E402
+from infra.app import build_app, load_cdk_context  # noqa: E402
 from infra.components.buildspecs import read_buildspec  # noqa: E402
+from infra.roles.arns import StageArns  # noqa: E402
+from infra.roles.statements import stage_parameters_read  # noqa: E402
+from infra.stacks.specs import STACKS  # noqa: E402
 from pipeline_defs.features import EVENT_TIME, FEATURES, RECORD_IDENTIFIER  # noqa: E402
 
 STAGES = load_stages(ROOT)
 STAGE_NAMES = list(STAGES)
+STACK_IDS = [spec.id for spec in STACKS]
 REQUIRED_ENDPOINTS = {
     "s3",
     "sagemaker.api",
@@ -151,14 +155,28 @@ def test_each_stage_has_the_four_stacks_named_from_its_prefix(synth, stage):
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_stacks_share_values_without_exports_and_deploy_in_order(synth, stage):
+def test_stacks_share_values_without_exports(synth, stage):
     for stack_id in STACK_IDS:
         text = json.dumps(synth.template(stage, stack_id))
         assert "Fn::ImportValue" not in text and "Fn::GetStackOutput" not in text
         outputs = synth.template(stage, stack_id).get("Outputs", {})
         assert not any("Export" in output for output in outputs.values())
-    deps = {stack_id: synth.dependencies[(stage, stack_id)] for stack_id in STACK_IDS}
-    assert deps == {"Base": set(), "Network": {"Base"}, "MLOps": {"Base"}, "Inference": {"Network", "MLOps"}}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_the_stage_is_exactly_the_stack_specs_with_their_dependencies_in_deploy_order(synth, stage):
+    """infra/stacks/specs.py is the one list: the assembly holds its stacks, depending as declared."""
+    assert {sid: synth.dependencies[(stage, sid)] for (s, sid) in synth.templates if s == stage} == {
+        spec.id: set(spec.depends_on) for spec in STACKS
+    }
+    manifest = json.loads((synth.outdir / f"assembly-{stage}" / "manifest.json").read_text())
+    order = [a["displayName"].split("/")[1] for a in manifest["artifacts"].values() if a["type"].endswith(":stack")]
+    assert order == STACK_IDS  # the assembly lists them in spec order, which is a deploy order:
+    for spec in STACKS:
+        assert all(order.index(dependency) < order.index(spec.id) for dependency in spec.depends_on), spec.id
+    for spec in STACKS:
+        description = synth.template(stage, spec.id)["Description"]
+        assert description == f"{cfg_of(stage).prefix} {spec.id}: {spec.description} (sagemaker-gitops)"
 
 
 # Base -----------------------------------------------------------------------------------------
@@ -301,6 +319,57 @@ def test_deploy_role_may_call_what_cloudformation_does_for_every_resource_of_the
     assert sorted(missing) == []
     # CodeBuild projects have no registry handlers: their API is checked by hand.
     assert {"codebuild:CreateProject", "codebuild:UpdateProject", "codebuild:DeleteProject"} <= granted
+
+
+# Handler permissions of one resource type for a feature its stack does not use, though another
+# stack's statements grant the action (so the stage-wide test above cannot tell).
+UNUSED_BY_TYPE = {
+    "AWS::EC2::FlowLog": {
+        "iam:CreateServiceLinkedRole": "flow logs deliver to CloudWatch Logs, not through a service-linked role",
+        "s3:*BucketPolicy": "flow logs deliver to CloudWatch Logs, not to an S3 bucket",
+    },
+}
+
+
+@pytest.mark.parametrize("spec", STACKS, ids=STACK_IDS)
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_each_stack_brings_the_deploy_permissions_of_its_own_resources(synth, stage, spec):
+    """The execution role's statements come per stack: each stack's own cover its own resources."""
+    cfg = cfg_of(stage)
+    arns = StageArns(cfg)
+    own = [*spec.stack_class.deploy_statements(arns), stage_parameters_read(arns)]
+    assert all(statement.sid for statement in own), "every deploy statement is named (merged by Sid)"
+    granted = {action for statement in own for action in statement.actions}
+    types = {r["Type"] for r in synth.template(stage, spec.id)["Resources"].values()}
+    missing = {
+        f"{resource_type}: {permission}"
+        for resource_type in sorted(types)
+        for permission in handler_permissions(resource_type, cfg.region)
+        if not allows(granted, permission)
+        and not allows(set(UNUSED_FEATURE_PERMISSIONS) | set(UNUSED_BY_TYPE.get(resource_type, {})), permission)
+    }
+    assert sorted(missing) == []
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_deploy_role_is_the_merge_of_what_the_stacks_contribute(synth, stage):
+    cfg = cfg_of(stage)
+    role = next(
+        r
+        for r in synth.resources(stage, "Base", "AWS::IAM::Role").values()
+        if r["Properties"]["RoleName"] == names.deploy_role_name(cfg)
+    )
+    statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert len(by_sid) == len(statements), "one statement per Sid"
+    arns = StageArns(cfg)
+    contributed: dict[str, set[str]] = {}
+    for spec in STACKS:
+        for statement in spec.stack_class.deploy_statements(arns):
+            contributed.setdefault(statement.sid, set()).update(statement.actions)
+            assert set(as_list(by_sid[statement.sid]["Resource"])) >= set(statement.resources), statement.sid
+    contributed.setdefault("ReadStageParameters", set()).update(stage_parameters_read(arns).actions)
+    assert {sid: set(as_list(s["Action"])) for sid, s in by_sid.items()} == contributed
 
 
 # Network --------------------------------------------------------------------------------------
