@@ -19,6 +19,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from gitops.config import StageConfig, load_stages  # noqa: E402
 from gitops.errors import SynthError  # noqa: E402
+from infra.roles.env_repository_guard import AttachEnvRepositoryGuard  # noqa: E402
 from infra.stacks.specs import STACKS, StackSpec, check_order  # noqa: E402
 from infra.stacks.stage_stack import StageInputs  # noqa: E402
 
@@ -58,6 +59,7 @@ def build_stage(
     stage = cdk.Stage(app, cfg.stage, env=cdk.Environment(account=cfg.account, region=cfg.region))
     cdk.Tags.of(stage).add("gitops:project", cfg.project)
     cdk.Tags.of(stage).add("gitops:stage", cfg.stage)
+    cdk.Aspects.of(stage).add(AttachEnvRepositoryGuard(cfg))  # every role: only the writer writes the env repo
     inputs = StageInputs(
         cfg=cfg,
         root=root,

@@ -23,6 +23,7 @@ from infra.roles.statements import stage_parameters_read
 # template change with no change of permission. A Sid not named here follows, in stack order.
 STATEMENT_ORDER = (
     "ManageStageRoles",
+    "ManageStagePolicies",
     "ServiceLinkedRoles",
     "CreateAndList",
     "ManageStageKey",

@@ -13,6 +13,7 @@ from infra.components import parameters
 from infra.roles import (
     cloudformation_execution,
     deploy_build,
+    env_repository_guard,
     promote_build,
     promotion,
     release_pipeline,
@@ -32,6 +33,8 @@ class BaseStack(StageStack):
         self.key = _stage_key(self, cfg)
         key_arn = self.key.key_arn
         parameters.publish(self, cfg, names.KEY_ARN, key_arn, "ARN of the stage's customer-managed KMS key")
+        # Attached to every role of the stage by env_repository_guard.AttachEnvRepositoryGuard (app.py).
+        env_repository_guard.create(self, cfg, promoted_to=bool(inputs.promoted_from))
 
         sagemaker_execution.create(self, cfg, key_arn)
         release_pipeline.create(self, cfg, key_arn)
@@ -72,6 +75,20 @@ class BaseStack(StageStack):
                 sid="ManageStageKeyAlias",
             ),
             deploy.published_parameters(arns),
+            allow(
+                [
+                    "iam:CreatePolicy",
+                    "iam:CreatePolicyVersion",
+                    "iam:DeletePolicy",
+                    "iam:DeletePolicyVersion",
+                    "iam:GetPolicy",
+                    "iam:GetPolicyVersion",
+                    "iam:ListEntitiesForPolicy",
+                    "iam:ListPolicyVersions",
+                ],
+                [env_repository_guard.policy_arn(arns.cfg)],
+                sid="ManageStagePolicies",
+            ),
         ]
 
 

@@ -8,30 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from infra_synth import ROOT, STAGES, SYNTH_ENV
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # infra/ is imported from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from aws_cdk import aws_iam as iam  # noqa: E402
-from aws_cdk import aws_ssm as ssm  # noqa: E402
-
-from gitops.config import load_stages  # noqa: E402
-from gitops.errors import SynthError  # noqa: E402
-from infra import names  # noqa: E402
-from infra.app import build_app  # noqa: E402
-from infra.roles.arns import StageArns  # noqa: E402
-from infra.roles.cloudformation_execution import STATEMENT_ORDER  # noqa: E402
-from infra.roles.deploy_statements import merge  # noqa: E402
-from infra.roles.statements import allow, in_region  # noqa: E402
-from infra.stacks.specs import STACKS, StackSpec, check_order  # noqa: E402
-from infra.stacks.stage_stack import StageInputs, StageStack  # noqa: E402
-
-STAGES = load_stages(ROOT)
+from gitops.errors import SynthError
+from infra import names
+from infra.app import build_app
+from infra.roles.arns import StageArns
+from infra.roles.cloudformation_execution import STATEMENT_ORDER
+from infra.roles.deploy_statements import merge
+from infra.roles.statements import allow, in_region
+from infra.stacks.specs import STACKS, StackSpec, check_order
+from infra.stacks.stage_stack import StageInputs, StageStack
 
 
 class ExtraStack(StageStack):
@@ -62,7 +54,7 @@ def test_a_spec_depending_on_a_later_or_unknown_stack_is_refused():
 
 
 def test_one_more_spec_is_one_more_stack_with_its_dependency_and_its_deploy_permission(tmp_path):
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    os.environ.update(SYNTH_ENV)
     stages = {"prod": STAGES["prod"]}  # a stage that promotes nowhere: no other stage is needed
     cfg = stages["prod"]
     specs = (STACKS[0], StackSpec("Extra", ExtraStack, "a test stack", depends_on=("Base",)))
