@@ -1,4 +1,4 @@
-"""The CDK app: one Stage per infra/config/<stage>.yaml, each of stacks Base, Network, MLOps, Inference.
+"""The CDK app: one Stage per infra/config/<stage>.yaml, each holding the stacks of infra/stacks/specs.py.
 
 `build_app` is what `gitops render` synthesizes in-process; running this file is what the standard
 CLI does (`cdk synth` with the root cdk.json). Both apply the same context (cdk.json feature flags),
@@ -19,12 +19,10 @@ import aws_cdk as cdk  # noqa: E402
 
 from gitops.config import StageConfig, load_stages  # noqa: E402
 from gitops.errors import SynthError  # noqa: E402
-from infra.stacks.base import BaseStack  # noqa: E402
-from infra.stacks.inference import InferenceStack  # noqa: E402
-from infra.stacks.mlops import MLOpsStack  # noqa: E402
-from infra.stacks.network import NetworkStack  # noqa: E402
+from infra.roles.env_repository_guard import AttachEnvRepositoryGuard  # noqa: E402
+from infra.stacks.specs import STACKS, StackSpec, check_order  # noqa: E402
+from infra.stacks.stage_stack import StageInputs  # noqa: E402
 
-STACK_IDS = ("Base", "Network", "MLOps", "Inference")
 CDK_JSON = "cdk.json"
 # Context every synthesis carries, CLI or in-process, so both write the same templates.
 FIXED_CONTEXT = {
@@ -53,37 +51,41 @@ def stack_name(cfg: StageConfig, stack_id: str) -> str:
     return f"{cfg.prefix}-{stack_id.lower()}"
 
 
-def build_stage(app: cdk.App, root: Path, cfg: StageConfig, stages: dict[str, StageConfig]) -> cdk.Stage:
-    """One stage: its four stacks, deployable one by one in this order (no cross-stack exports)."""
+def build_stage(
+    app: cdk.App, root: Path, cfg: StageConfig, stages: dict[str, StageConfig], specs: tuple[StackSpec, ...] = STACKS
+) -> cdk.Stage:
+    """One stage: its stacks in spec order, each depending on the stacks its spec names (no cross-stack exports)."""
+    check_order(specs)
     stage = cdk.Stage(app, cfg.stage, env=cdk.Environment(account=cfg.account, region=cfg.region))
     cdk.Tags.of(stage).add("gitops:project", cfg.project)
     cdk.Tags.of(stage).add("gitops:stage", cfg.stage)
-    target = stages[cfg.promote_to] if cfg.promote_to else None
-    promoted_from = [source for source in stages.values() if source.promote_to == cfg.stage]
-
-    def props(stack_id: str, what: str) -> dict:
-        return {
-            "stack_name": stack_name(cfg, stack_id),
-            "description": f"{cfg.prefix} {stack_id}: {what} (sagemaker-gitops)",
-            "termination_protection": cfg.retain_data,
-        }
-
-    base = BaseStack(
-        stage, "Base", cfg=cfg, target=target, promoted_from=promoted_from, **props("Base", "KMS key and IAM roles")
+    cdk.Aspects.of(stage).add(AttachEnvRepositoryGuard(cfg))  # every role: only the writer writes the env repo
+    inputs = StageInputs(
+        cfg=cfg,
+        root=root,
+        target=stages[cfg.promote_to] if cfg.promote_to else None,
+        promoted_from=tuple(source for source in stages.values() if source.promote_to == cfg.stage),
+        stack_classes=tuple(spec.stack_class for spec in specs),
     )
-    network = NetworkStack(stage, "Network", cfg=cfg, **props("Network", "isolated VPC and endpoints"))
-    mlops = MLOpsStack(
-        stage, "MLOps", cfg=cfg, target=target, root=root, **props("MLOps", "artifacts, registry, env pipeline")
-    )
-    inference = InferenceStack(stage, "Inference", cfg=cfg, **props("Inference", "endpoint, scaling, alarms"))
-    network.add_stack_dependency(base)
-    mlops.add_stack_dependency(base)
-    inference.add_stack_dependency(network)
-    inference.add_stack_dependency(mlops)
+    built: dict[str, cdk.Stack] = {}
+    for spec in specs:
+        built[spec.id] = spec.stack_class(
+            stage,
+            spec.id,
+            inputs=inputs,
+            stack_name=stack_name(cfg, spec.id),
+            description=f"{cfg.prefix} {spec.id}: {spec.description} (sagemaker-gitops)",
+            termination_protection=cfg.retain_data,
+        )
+    for spec in specs:
+        for dependency in spec.depends_on:
+            built[spec.id].add_stack_dependency(built[dependency])
     return stage
 
 
-def build_app(root: Path, stages: dict[str, StageConfig], outdir: str | None = None) -> cdk.App:
+def build_app(
+    root: Path, stages: dict[str, StageConfig], outdir: str | None = None, specs: tuple[StackSpec, ...] = STACKS
+) -> cdk.App:
     """Every stage of the repository at root, in promotion order, as one CDK app (not yet synthesized)."""
     app = cdk.App(
         outdir=outdir,
@@ -93,7 +95,7 @@ def build_app(root: Path, stages: dict[str, StageConfig], outdir: str | None = N
         stack_traces=False,
     )
     for cfg in stages.values():
-        build_stage(app, root, cfg, stages)
+        build_stage(app, root, cfg, stages, specs)
     return app
 
 

@@ -58,6 +58,15 @@ def promotion_role_name(cfg: StageConfig) -> str:
     return cfg.promotion_role_name
 
 
+def publish_role_name(cfg: StageConfig) -> str:
+    """The role `gitops publish` runs as (AWS_PUBLISH_ROLE_ARN, or the source repository's CodeBuild role)."""
+    return f"{cfg.prefix}-publish"
+
+
+def env_repository_guard_name(cfg: StageConfig) -> str:
+    return f"{cfg.prefix}-env-repository-guard"
+
+
 def access_logs_bucket_name(cfg: StageConfig) -> str:
     return f"{cfg.prefix}-logs-{cfg.account}-{cfg.region}"
 

@@ -3,7 +3,9 @@
 These run only while a definition is built (they import the SageMaker SDK lazily); nothing
 here is shipped to a job. Step code reaches a job only as a release asset: ctx.asset() for one
 file, ctx.source_archive() for a directory, and pipeline_defs/features.py is shipped to every
-step that needs it as its own input (features_input), never copied.
+step that needs it as its own input (features_input), never copied. That input's directory is
+on the job's PYTHONPATH (schema_on_path), so a step script simply does `import features`, in a
+job as locally with PYTHONPATH=pipeline_defs.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 
 # One scikit-learn image for every job: the version the step code is tested with locally.
 SKLEARN_VERSION = "1.9-0"
-# Where features.py lands in a processing container; the step scripts look there (FEATURES_DIR).
+# Where features.py lands in a job: a processing input, or the training channel "schema".
 PROCESSING_SCHEMA_DIR = "/opt/ml/processing/input/schema"
+SCHEMA_CHANNEL = "schema"
+TRAINING_SCHEMA_DIR = f"/opt/ml/input/data/{SCHEMA_CHANNEL}"
 # Under the artifact bucket: the ingestion pipeline exports what it ingested here (one folder per
 # execution) and the training pipeline reads the whole prefix by default.
 CUSTOMER_EXPORTS = ("datasets", "customers")
@@ -47,9 +51,19 @@ def s3_output(name: str, local_path: str):
     )
 
 
+def features_asset(ctx) -> str:
+    """pipeline_defs/features.py as a release asset (its deployed S3 URI)."""
+    return ctx.asset("../features.py")
+
+
 def features_input(ctx) -> Any:
     """pipeline_defs/features.py as a processing input at PROCESSING_SCHEMA_DIR."""
-    return s3_input("schema", ctx.asset("../features.py"), PROCESSING_SCHEMA_DIR)
+    return s3_input(SCHEMA_CHANNEL, features_asset(ctx), PROCESSING_SCHEMA_DIR)
+
+
+def schema_on_path(schema_dir: str) -> dict[str, str]:
+    """The job environment that puts the schema's directory on the import path of its scripts."""
+    return {"PYTHONPATH": schema_dir}
 
 
 def script_processor(
@@ -79,6 +93,6 @@ def script_processor(
         output_kms_key=ctx.kms_key,
         max_runtime_in_seconds=max_runtime_in_seconds,
         sagemaker_session=ctx.session,
-        env={"FEATURES_DIR": PROCESSING_SCHEMA_DIR, **(env or {})},
+        env={**schema_on_path(PROCESSING_SCHEMA_DIR), **(env or {})},
         network_config=NetworkConfig(enable_network_isolation=network_isolation, encrypt_inter_container_traffic=True),
     )

@@ -124,6 +124,9 @@ def sagemaker_request_errors() -> Callable[[dict], str]:
 
 def load_script(path: Path) -> ModuleType:
     """Import a step script by path (step code is not a package) under a unique module name."""
+    schema_dir = str(ROOT / "pipeline_defs")  # on the path as a job's PYTHONPATH puts the schema: `import features`
+    if schema_dir not in sys.path:
+        sys.path.append(schema_dir)
     name = "_step_" + "_".join(path.with_suffix("").parts[-3:])
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None

@@ -1,1 +1,1 @@
-"""The four stacks of a stage, in deployment order: Base, Network, MLOps, Inference."""
+"""The stacks of a stage, declared once in specs.py, one module each."""

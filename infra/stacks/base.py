@@ -1,84 +1,95 @@
-"""Base stack: the stage's customer-managed KMS key and its least-privilege IAM roles."""
+"""Base stack: the stage's customer-managed KMS key and its least-privilege IAM roles (one module each)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from gitops.config import StageConfig, kms_alias_name
 from infra import names
-from infra.components import iam_policies, parameters
+from infra.components import parameters
+from infra.roles import (
+    cloudformation_execution,
+    deploy_build,
+    env_repository_guard,
+    promote_build,
+    promotion,
+    release_pipeline,
+    sagemaker_execution,
+    verify_build,
+)
+from infra.roles import deploy_statements as deploy
+from infra.roles.arns import StageArns
+from infra.roles.statements import allow
+from infra.stacks.stage_stack import StageInputs, StageStack
 
 
-class BaseStack(Stack):
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        cfg: StageConfig,
-        target: StageConfig | None,
-        promoted_from: list[StageConfig],
-        **kwargs,
-    ) -> None:
-        super().__init__(scope, id, **kwargs)
+class BaseStack(StageStack):
+    def __init__(self, scope: Construct, id: str, *, inputs: StageInputs, **kwargs) -> None:
+        super().__init__(scope, id, inputs=inputs, **kwargs)
+        cfg = inputs.cfg
         self.key = _stage_key(self, cfg)
         key_arn = self.key.key_arn
         parameters.publish(self, cfg, names.KEY_ARN, key_arn, "ARN of the stage's customer-managed KMS key")
+        # Attached to every role of the stage by env_repository_guard.AttachEnvRepositoryGuard (app.py).
+        env_repository_guard.create(self, cfg, promoted_to=bool(inputs.promoted_from))
 
-        _role(
-            self,
-            "SageMakerExecutionRole",
-            name=cfg.sagemaker_execution_role_name,
-            principal=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="SageMaker pipelines, jobs, feature group and endpoint of the stage",
-            statements=iam_policies.sagemaker_execution(cfg, key_arn),
-        )
-        _role(
-            self,
-            "PipelineRole",
-            name=names.pipeline_role_name(cfg),
-            principal=iam.ServicePrincipal("codepipeline.amazonaws.com"),
-            description="The env repository's release pipeline",
-            statements=iam_policies.pipeline_service(cfg, key_arn),
-        )
-        _role(
-            self,
-            "DeployRole",
-            name=names.deploy_role_name(cfg),
-            principal=iam.ServicePrincipal("cloudformation.amazonaws.com"),
-            description="CloudFormation execution role for the stage's stacks",
-            statements=iam_policies.cloudformation_execution(cfg, key_arn),
-        )
-        build_policies = {
-            names.DEPLOY: iam_policies.deploy_build(cfg, key_arn),
-            names.VERIFY: iam_policies.verify_build(cfg, key_arn),
-        }
-        if target is not None:
-            build_policies[names.PROMOTE] = iam_policies.promote_build(cfg, target, key_arn)
-        for verb, statements in build_policies.items():
-            _role(
-                self,
-                f"{verb.capitalize()}BuildRole",
-                name=names.build_role_name(cfg, verb),
-                principal=iam.ServicePrincipal(
-                    "codebuild.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cfg.account}}
-                ),
-                description=f"CodeBuild: gitops {verb} --stage {cfg.stage}",
-                statements=statements,
-            )
-        if promoted_from:
-            _role(
-                self,
-                "PromotionRole",
-                name=names.promotion_role_name(cfg),
-                principal=_promote_builds_of(promoted_from),
-                description=f"Push releases promoted from {', '.join(s.stage for s in promoted_from)}",
-                statements=iam_policies.promotion(cfg, key_arn),
-                max_session=Duration.hours(1),
-            )
+        sagemaker_execution.create(self, cfg, key_arn)
+        release_pipeline.create(self, cfg, key_arn)
+        cloudformation_execution.create(self, cfg, inputs.stack_classes)
+        deploy_build.create(self, cfg, key_arn)
+        verify_build.create(self, cfg, key_arn)
+        if inputs.target is not None:
+            promote_build.create(self, cfg, inputs.target, key_arn)
+        if inputs.promoted_from:
+            promotion.create(self, cfg, list(inputs.promoted_from), key_arn)
+
+    @staticmethod
+    def deploy_statements(arns: StageArns) -> list[iam.PolicyStatement]:
+        return [
+            deploy.manage_stage_roles(arns),
+            deploy.create_and_list(arns, ["kms:CreateKey", "kms:ListAliases"]),
+            deploy.stage_key(
+                arns,
+                [
+                    "kms:DescribeKey",
+                    "kms:DisableKey",
+                    "kms:DisableKeyRotation",
+                    "kms:EnableKey",
+                    "kms:EnableKeyRotation",
+                    "kms:GetKeyPolicy",
+                    "kms:GetKeyRotationStatus",
+                    "kms:ListResourceTags",
+                    "kms:PutKeyPolicy",
+                    "kms:ScheduleKeyDeletion",
+                    "kms:TagResource",
+                    "kms:UntagResource",
+                    "kms:UpdateKeyDescription",
+                ],
+            ),
+            allow(
+                ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+                [arns.any_in_stage("kms", f"alias/{arns.cfg.prefix}"), arns.any_in_stage("kms", "key/")],
+                sid="ManageStageKeyAlias",
+            ),
+            deploy.published_parameters(arns),
+            allow(
+                [
+                    "iam:CreatePolicy",
+                    "iam:CreatePolicyVersion",
+                    "iam:DeletePolicy",
+                    "iam:DeletePolicyVersion",
+                    "iam:GetPolicy",
+                    "iam:GetPolicyVersion",
+                    "iam:ListEntitiesForPolicy",
+                    "iam:ListPolicyVersions",
+                ],
+                [env_repository_guard.policy_arn(arns.cfg)],
+                sid="ManageStagePolicies",
+            ),
+        ]
 
 
 def _stage_key(scope: Construct, cfg: StageConfig) -> kms.Key:
@@ -115,40 +126,3 @@ def _stage_key(scope: Construct, cfg: StageConfig) -> kms.Key:
         )
     )
     return key
-
-
-def _promote_builds_of(sources: list[StageConfig]) -> iam.IPrincipal:
-    """The source stages' promote builds, trusted by ARN condition (they need not exist yet)."""
-    return iam.CompositePrincipal(
-        *(
-            iam.AccountPrincipal(source.account).with_conditions(
-                {
-                    "ArnEquals": {
-                        "aws:PrincipalArn": names.role_arn(source.account, names.build_role_name(source, names.PROMOTE))
-                    }
-                }
-            )
-            for source in sources
-        )
-    )
-
-
-def _role(
-    scope: Construct,
-    id: str,
-    *,
-    name: str,
-    principal: iam.IPrincipal,
-    description: str,
-    statements: list[iam.PolicyStatement],
-    max_session: Duration | None = None,
-) -> iam.Role:
-    return iam.Role(
-        scope,
-        id,
-        role_name=name,
-        assumed_by=principal,
-        description=description,
-        inline_policies={"least-privilege": iam.PolicyDocument(statements=statements)},
-        max_session_duration=max_session,
-    )

@@ -6,9 +6,10 @@ model yet) the stack holds only the alarm topic.
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, CfnParameter, CfnResource, Fn, Stack
+from aws_cdk import CfnCondition, CfnParameter, CfnResource, Fn
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -16,14 +17,19 @@ from gitops.config import StageConfig
 from infra import names
 from infra.components import parameters
 from infra.components.topics import encrypted_topic
+from infra.roles import deploy_statements as deploy
+from infra.roles.arns import StageArns
+from infra.roles.statements import allow, in_region
+from infra.stacks.stage_stack import StageInputs, StageStack
 
 VARIANT = "AllTraffic"
 DATA_CAPTURE_PREFIX = "data-capture"
 
 
-class InferenceStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, **kwargs) -> None:
-        super().__init__(scope, id, **kwargs)
+class InferenceStack(StageStack):
+    def __init__(self, scope: Construct, id: str, *, inputs: StageInputs, **kwargs) -> None:
+        super().__init__(scope, id, inputs=inputs, **kwargs)
+        cfg = inputs.cfg
         key = parameters.stage_key(self, cfg)
         package = CfnParameter(
             self,
@@ -94,6 +100,81 @@ class InferenceStack(Stack):
         for child in serving.node.find_all():
             if CfnResource.is_cfn_resource(child):
                 child.cfn_options.condition = has_model
+
+    @staticmethod
+    def deploy_statements(arns: StageArns) -> list[iam.PolicyStatement]:
+        """Scalable targets and policies have generated ids: the scaling statement is held to the region."""
+        cfg = arns.cfg
+        return [
+            deploy.pass_stage_roles(arns),  # the model runs as the SageMaker execution role
+            allow(
+                ["iam:CreateServiceLinkedRole"],
+                [f"arn:aws:iam::{cfg.account}:role/aws-service-role/*"],
+                {
+                    "StringEquals": {
+                        "iam:AWSServiceName": [
+                            "sagemaker.application-autoscaling.amazonaws.com",
+                            "sagemaker.amazonaws.com",
+                        ]
+                    }
+                },
+                sid="ServiceLinkedRoles",
+            ),
+            deploy.create_and_list(arns, ["cloudwatch:GetMetricData"]),
+            # SageMaker creates grants on the key for the endpoint's storage volumes and captured data.
+            deploy.stage_key(arns, ["kms:CreateGrant", "kms:DescribeKey"]),
+            deploy.sagemaker_resources(
+                [arns.endpoint, arns.sagemaker("endpoint-config/*"), arns.sagemaker("model/*")],
+                [
+                    "sagemaker:AddTags",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:ListTags",
+                    "sagemaker:UpdateEndpoint",
+                ],
+            ),
+            deploy.topics(arns),  # the alarm topic
+            allow(
+                [
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:ListTagsForResource",
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                ],
+                [arns.any_in_stage("cloudwatch", f"alarm:{cfg.endpoint_name}-")],
+                sid="ManageEndpointAlarms",
+            ),
+            # Application Auto Scaling's own service-linked role creates the target-tracking alarms.
+            allow(
+                [
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:DeleteScheduledAction",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions",
+                    "application-autoscaling:ListTagsForResource",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:PutScheduledAction",
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:TagResource",
+                    "application-autoscaling:UntagResource",
+                ],
+                ["*"],
+                in_region(cfg),
+                sid="ManageEndpointScaling",
+            ),
+        ]
 
 
 def _autoscaling(scope: Construct, cfg: StageConfig, endpoint: sagemaker.CfnEndpoint) -> None:

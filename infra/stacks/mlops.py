@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -19,9 +19,61 @@ from infra.components import buckets, parameters, pipeline_actions
 from infra.components.build_projects import verb_project
 from infra.components.buildspecs import load_buildspec
 from infra.components.topics import encrypted_topic
+from infra.roles import deploy_statements as deploy
+from infra.roles.arns import StageArns
+from infra.roles.statements import KMS_USE, allow
+from infra.stacks.stage_stack import StageInputs, StageStack
 from pipeline_defs.features import EVENT_TIME, FEATURES, RECORD_IDENTIFIER
 
 FEATURE_STORE_PREFIX = "feature-store"
+
+# What CloudFormation's handlers call for the stage's buckets and their policies (the pinned
+# cfn-lint provider schemas list them), named one by one rather than as Get*/Put* wildcards.
+BUCKET_MANAGEMENT = [
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetAnalyticsConfiguration",
+    "s3:GetBucketAbac",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLocation",
+    "s3:GetBucketLogging",
+    "s3:GetBucketMetadataTableConfiguration",
+    "s3:GetBucketNotification",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPolicyStatus",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetIntelligentTieringConfiguration",
+    "s3:GetInventoryConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetMetricsConfiguration",
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+    "s3:ListTagsForResource",
+    "s3:PutBucketAbac",
+    "s3:PutBucketAcl",
+    "s3:PutBucketCORS",
+    "s3:PutBucketLogging",
+    "s3:PutBucketNotification",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketWebsite",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:TagResource",
+    "s3:UntagResource",
+]
 
 
 def seed_directory(cfg: StageConfig) -> str:
@@ -29,11 +81,10 @@ def seed_directory(cfg: StageConfig) -> str:
     return "seed_repo" if cfg.promote_to else "prod_repo"
 
 
-class MLOpsStack(Stack):
-    def __init__(
-        self, scope: Construct, id: str, *, cfg: StageConfig, target: StageConfig | None, root: Path, **kwargs
-    ) -> None:
-        super().__init__(scope, id, **kwargs)
+class MLOpsStack(StageStack):
+    def __init__(self, scope: Construct, id: str, *, inputs: StageInputs, **kwargs) -> None:
+        super().__init__(scope, id, inputs=inputs, **kwargs)
+        cfg, target, root = inputs.cfg, inputs.target, inputs.root
         key = parameters.stage_key(self, cfg)
         removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
 
@@ -73,6 +124,107 @@ class MLOpsStack(Stack):
         repository.apply_removal_policy(removal)
 
         self.pipeline = _release_pipeline(self, cfg, target, root, key, self.artifacts, repository)
+
+    @staticmethod
+    def deploy_statements(arns: StageArns) -> list[iam.PolicyStatement]:
+        return [
+            deploy.manage_stage_roles(arns),  # the source trigger's role
+            deploy.pass_stage_roles(arns),  # the pipeline, the trigger, the feature group act as roles
+            deploy.create_and_list(arns, ["codecommit:ListRepositories"]),
+            # The env repository's seed commit and the feature group's stores encrypt with the stage key.
+            deploy.stage_key(arns, [*KMS_USE, "kms:CreateGrant"]),
+            *deploy.log_groups(arns),
+            allow(BUCKET_MANAGEMENT, [f"arn:aws:s3:::{arns.cfg.prefix}-*"], sid="ManageStageBuckets"),
+            # The env repository's seed archive.
+            allow(["s3:GetObject", "s3:GetObjectVersion"], [f"{arns.assets_bucket}/*"], sid="ReadCdkAssets"),
+            deploy.sagemaker_resources(
+                [arns.model_package_group, arns.model_packages, arns.feature_group],
+                [
+                    "sagemaker:AddTags",
+                    "sagemaker:CreateFeatureGroup",
+                    "sagemaker:CreateModelPackageGroup",
+                    "sagemaker:DeleteFeatureGroup",
+                    "sagemaker:DeleteModelPackageGroup",
+                    "sagemaker:DeleteModelPackageGroupPolicy",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:DescribeFeatureGroup",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:GetModelPackageGroupPolicy",
+                    "sagemaker:ListTags",
+                    "sagemaker:PutModelPackageGroupPolicy",
+                    "sagemaker:UpdateFeatureGroup",
+                ],
+            ),
+            allow(
+                ["glue:CreateDatabase", "glue:CreateTable", "glue:GetDatabase", "glue:GetTable"],
+                arns.feature_store_catalog,
+                sid="FeatureGroupCatalog",
+            ),
+            allow(
+                [
+                    "codecommit:CreateCommit",
+                    "codecommit:CreateRepository",
+                    "codecommit:DeleteRepository",
+                    "codecommit:GetRepository",
+                    "codecommit:GetRepositoryTriggers",
+                    "codecommit:ListTagsForResource",
+                    "codecommit:PutRepositoryTriggers",
+                    "codecommit:TagResource",
+                    "codecommit:UntagResource",
+                    "codecommit:UpdateRepositoryDescription",
+                    "codecommit:UpdateRepositoryEncryptionKey",
+                    "codecommit:UpdateRepositoryName",
+                ],
+                [arns.env_repository],
+                sid="ManageEnvRepository",
+            ),
+            allow(
+                [
+                    "codebuild:BatchGetProjects",
+                    "codebuild:CreateProject",
+                    "codebuild:DeleteProject",
+                    "codebuild:UpdateProject",
+                ],
+                [arns.any_in_stage("codebuild", f"project/{arns.cfg.prefix}-")],
+                sid="ManageBuildProjects",
+            ),
+            allow(
+                [
+                    "codepipeline:CreatePipeline",
+                    "codepipeline:DeletePipeline",
+                    "codepipeline:DisableStageTransition",
+                    "codepipeline:EnableStageTransition",
+                    "codepipeline:GetPipeline",
+                    "codepipeline:GetPipelineState",
+                    "codepipeline:ListTagsForResource",
+                    "codepipeline:StartPipelineExecution",
+                    "codepipeline:TagResource",
+                    "codepipeline:UntagResource",
+                    "codepipeline:UpdatePipeline",
+                ],
+                [arns.release_pipeline],
+                sid="ManageReleasePipeline",
+            ),
+            allow(
+                [
+                    "events:DeleteRule",
+                    "events:DescribeRule",
+                    "events:DisableRule",
+                    "events:EnableRule",
+                    "events:ListTagsForResource",
+                    "events:ListTargetsByRule",
+                    "events:PutRule",
+                    "events:PutTargets",
+                    "events:RemoveTargets",
+                    "events:TagResource",
+                    "events:UntagResource",
+                ],
+                [arns.any_in_stage("events", f"rule/{arns.cfg.prefix}-")],
+                sid="ManageSourceTrigger",
+            ),
+            deploy.topics(arns),  # release approvals, where the stage promotes
+        ]
 
 
 def _feature_group(scope: Construct, cfg: StageConfig, key: kms.IKey, bucket: s3.IBucket) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import Fn, Stack
+from aws_cdk import Fn
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from gitops.config import StageConfig
 from infra import names
 from infra.components import parameters
 from infra.components.log_groups import encrypted_log_group
+from infra.roles import deploy_statements as deploy
+from infra.roles.arns import StageArns
+from infra.roles.statements import allow, in_region
+from infra.stacks.stage_stack import StageInputs, StageStack
 
 HTTPS = 443
 # Linux (every SageMaker container) picks client ports from 32768-60999: the return traffic of its
@@ -37,10 +41,65 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 
 
-class NetworkStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, cfg: StageConfig, **kwargs) -> None:
+# What CloudFormation's handlers call for the VPC, subnets, route tables, ACLs, groups, endpoints
+# (with their private DNS) and flow logs (the pinned cfn-lint provider schemas list them), named
+# one by one rather than as Describe* wildcards.
+NETWORK_MANAGEMENT = [
+    "ec2:AssociateRouteTable",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:CreateFlowLogs",
+    "ec2:CreateNetworkAcl",
+    "ec2:CreateNetworkAclEntry",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateSubnet",
+    "ec2:CreateTags",
+    "ec2:CreateVpc",
+    "ec2:CreateVpcEndpoint",
+    "ec2:DeleteFlowLogs",
+    "ec2:DeleteNetworkAcl",
+    "ec2:DeleteNetworkAclEntry",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteSecurityGroup",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteTags",
+    "ec2:DeleteVpc",
+    "ec2:DeleteVpcEndpoints",
+    "ec2:DescribeFlowLogs",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcEncryptionControls",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
+    "ec2:DisassociateRouteTable",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ModifyVpcAttribute",
+    "ec2:ModifyVpcEndpoint",
+    "ec2:ModifyVpcTenancy",
+    "ec2:ReplaceNetworkAclAssociation",
+    "ec2:ReplaceNetworkAclEntry",
+    "ec2:ReplaceRouteTableAssociation",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+    "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
+    "route53:AssociateVPCWithHostedZone",
+]
+
+
+class NetworkStack(StageStack):
+    def __init__(self, scope: Construct, id: str, *, inputs: StageInputs, **kwargs) -> None:
+        cfg = inputs.cfg
         self._az_count = cfg.network.max_azs
-        super().__init__(scope, id, **kwargs)
+        super().__init__(scope, id, inputs=inputs, **kwargs)
         network = ipaddress.ip_network(cfg.network.vpc_cidr)
         key = parameters.stage_key(self, cfg)
 
@@ -137,6 +196,20 @@ class NetworkStack(Stack):
     def availability_zones(self) -> list[str]:
         # The region's first N zones, resolved by CloudFormation: no context lookup at synth time.
         return [Fn.select(i, Fn.get_azs()) for i in range(self._az_count)]
+
+    @staticmethod
+    def deploy_statements(arns: StageArns) -> list[iam.PolicyStatement]:
+        """EC2 takes generated ids: the network statement is held to the stage's region."""
+        return [
+            deploy.manage_stage_roles(arns),  # the flow log's delivery role
+            deploy.pass_stage_roles(arns),
+            deploy.create_and_list(
+                arns, ["autoscaling:DescribeTags", "logs:CreateLogDelivery", "logs:DeleteLogDelivery"]
+            ),
+            allow(NETWORK_MANAGEMENT, ["*"], in_region(arns.cfg), sid="ManageStageNetwork"),
+            *deploy.log_groups(arns),
+            deploy.published_parameters(arns),
+        ]
 
 
 def _isolated_subnet_acl(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, vpc_cidr: str) -> None:

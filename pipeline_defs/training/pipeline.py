@@ -22,9 +22,13 @@ import json
 from gitops.release.pipelines import PipelineContext
 from pipeline_defs.common import (
     CUSTOMER_EXPORTS,
+    SCHEMA_CHANNEL,
+    TRAINING_SCHEMA_DIR,
+    features_asset,
     features_input,
     s3_input,
     s3_output,
+    schema_on_path,
     script_processor,
     sklearn_image,
 )
@@ -101,6 +105,8 @@ def build(ctx: PipelineContext):
             volume_kms_key_id=ctx.kms_key,
         ),
         networking=Networking(enable_network_isolation=True, enable_inter_container_traffic_encryption=True),
+        # The training toolkit runs train.py with the container's environment: the schema channel is on its path.
+        environment=schema_on_path(TRAINING_SCHEMA_DIR),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
         output_data_config=OutputDataConfig(
             s3_output_path=Join(
@@ -127,7 +133,7 @@ def build(ctx: PipelineContext):
                 InputData(channel_name="train", data_source=split_uri["train"], content_type="text/csv"),
                 InputData(channel_name="validation", data_source=split_uri["validation"], content_type="text/csv"),
                 InputData(channel_name="code", data_source=ctx.source_archive("steps/model")),
-                InputData(channel_name="schema", data_source=ctx.asset("../features.py")),
+                InputData(channel_name=SCHEMA_CHANNEL, data_source=features_asset(ctx)),
             ]
         ),
     )

@@ -95,7 +95,7 @@ def test_code_and_schema_come_from_registered_assets(built, step, repo_root):
     assert asset_bytes(built, s3_input(step, "code")["S3Uri"]) == (defs / NAME / "steps" / "ingest.py").read_bytes()
     schema = s3_input(step, "schema")
     assert asset_bytes(built, schema["S3Uri"]) == (defs / "features.py").read_bytes()
-    assert step["Arguments"]["Environment"]["FEATURES_DIR"] == schema["LocalPath"]
+    assert step["Arguments"]["Environment"]["PYTHONPATH"] == schema["LocalPath"]
     assert step["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == [
         "python3",
         "/opt/ml/processing/input/code/ingest.py",

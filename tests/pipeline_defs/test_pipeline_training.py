@@ -204,10 +204,11 @@ def test_step_code_comes_from_registered_assets(built, repo_root):
         assert asset_bytes(built, processing_input(step, "schema")["S3Uri"]) == features
         app = step["Arguments"]["AppSpecification"]
         assert app["ContainerEntrypoint"] == ["python3", f"/opt/ml/processing/input/code/{script}"]
-        assert step["Arguments"]["Environment"]["FEATURES_DIR"] == processing_input(step, "schema")["LocalPath"]
+        assert step["Arguments"]["Environment"]["PYTHONPATH"] == processing_input(step, "schema")["LocalPath"]
 
     train = steps["Train"]["Arguments"]
     assert asset_bytes(built, channel_uri(steps["Train"], "schema")) == features
+    assert train["Environment"] == {"PYTHONPATH": "/opt/ml/input/data/schema"}  # where the channel lands
     archive = asset_bytes(built, channel_uri(steps["Train"], "code"))
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}

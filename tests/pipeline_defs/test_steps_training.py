@@ -3,9 +3,9 @@
 preprocess -> train -> evaluate run through their command lines (main(argv)) with the
 container paths overridden, in-process (scikit-learn takes seconds to import); the model is
 packed into model.tar.gz as SageMaker does before Evaluate reads it. The container layout
-(features.py shipped as its own input, not beside the script; hyperparameters and channels as
-the training toolkit passes them) is exercised by running a copy of train.py as a script from
-outside the repository.
+(features.py shipped as its own input on the job's PYTHONPATH, not beside the script;
+hyperparameters and channels as the training toolkit passes them) is exercised by running a copy
+of train.py as a script from outside the repository.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def test_inference_serves_csv_and_json(workflow, step_script):
 
 
 def test_scripts_run_in_the_container_layout(workflow, repo_root, tmp_path):
-    """features.py arrives as its own input (FEATURES_DIR / SM_CHANNEL_SCHEMA), not beside the code."""
+    """features.py arrives as its own input, on the job's PYTHONPATH, not beside the code."""
     code, schema = tmp_path / "code", tmp_path / "schema"
     code.mkdir()
     schema.mkdir()
@@ -202,7 +202,7 @@ def test_scripts_run_in_the_container_layout(workflow, repo_root, tmp_path):
         "--max_iter",
         "500",
         env={
-            "SM_CHANNEL_SCHEMA": str(schema),
+            "PYTHONPATH": str(schema),
             "SM_CHANNEL_TRAIN": str(workflow / "prep" / "train"),
             "SM_CHANNEL_VALIDATION": str(workflow / "prep" / "validation"),
             "SM_MODEL_DIR": str(tmp_path / "model"),

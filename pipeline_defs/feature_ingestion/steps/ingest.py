@@ -14,9 +14,10 @@ Ingestion sends rows in batches: each batch is written concurrently (one PutReco
 the client retries throttling with adaptive backoff) and a batch must succeed completely
 before the next starts; a failure names the row.
 
-Runs in the SageMaker scikit-learn processing container (boto3 is in the image), or locally:
-    python pipeline_defs/feature_ingestion/steps/ingest.py --input-dir pipeline_defs/feature_ingestion/sample \
-        --dry-run
+Runs in the SageMaker scikit-learn processing container (boto3 is in the image), or locally with
+the schema on the path as a job has it:
+    PYTHONPATH=pipeline_defs python pipeline_defs/feature_ingestion/steps/ingest.py \
+        --input-dir pipeline_defs/feature_ingestion/sample --dry-run
 """
 
 from __future__ import annotations
@@ -34,20 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-
-def _import_features():
-    """features.py is shipped to the job as its own input (FEATURES_DIR); locally it is found above."""
-    here = Path(__file__).resolve()
-    for candidate in (os.environ.get("FEATURES_DIR"), os.environ.get("SM_CHANNEL_SCHEMA"), *here.parents):
-        if candidate and Path(candidate, "features.py").is_file():
-            sys.path.insert(0, str(candidate))
-            break
-    import features
-
-    return features
-
-
-features = _import_features()
+import features  # the schema, on the job's PYTHONPATH (pipeline_defs/common.py)
 
 # The EventTime formats Feature Store accepts for a String event time feature.
 ISO_8601_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")

@@ -5,9 +5,10 @@ pipeline reads binary_classification_metrics.auc.value from it (a PropertyFile) 
 whether the model is registered:
     {"binary_classification_metrics": {"auc": {"value": 0.83, "standard_deviation": "NaN"}, ...}}
 
-Runs in the SageMaker scikit-learn processing container, or locally:
-    python pipeline_defs/training/steps/evaluate.py --model-dir /tmp/model --test-dir /tmp/prep/test \
-        --output-dir /tmp/evaluation
+Runs in the SageMaker scikit-learn processing container, or locally with
+the schema on the path as a job has it:
+    PYTHONPATH=pipeline_defs python pipeline_defs/training/steps/evaluate.py --model-dir /tmp/model \
+        --test-dir /tmp/prep/test --output-dir /tmp/evaluation
 --model-dir may hold model.tar.gz (the training job's artifact) or the unpacked model.joblib.
 """
 
@@ -21,26 +22,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import features  # the schema, on the job's PYTHONPATH (pipeline_defs/common.py)
 import joblib
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 THRESHOLD = 0.5
-
-
-def _import_features():
-    """features.py is shipped to the job as its own input (FEATURES_DIR); locally it is found above."""
-    here = Path(__file__).resolve()
-    for candidate in (os.environ.get("FEATURES_DIR"), os.environ.get("SM_CHANNEL_SCHEMA"), *here.parents):
-        if candidate and Path(candidate, "features.py").is_file():
-            sys.path.insert(0, str(candidate))
-            break
-    import features
-
-    return features
-
-
-features = _import_features()
 
 
 def load_model(model_dir: Path, scratch: Path):

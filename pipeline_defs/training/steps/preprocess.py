@@ -9,37 +9,23 @@ label are dropped, then split deterministically (stratified, fixed seed).
 Output: <output-dir>/{train,validation,test}/<name>.csv with a header: the label first, then
 the model inputs, in the order features.MODEL_INPUTS declares.
 
-Runs in the SageMaker scikit-learn container, or locally:
-    python pipeline_defs/training/steps/preprocess.py --input-dir pipeline_defs/feature_ingestion/sample \
-        --output-dir /tmp/prep
+Runs in the SageMaker scikit-learn container, or locally with
+the schema on the path as a job has it:
+    PYTHONPATH=pipeline_defs python pipeline_defs/training/steps/preprocess.py \
+        --input-dir pipeline_defs/feature_ingestion/sample --output-dir /tmp/prep
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+import features  # the schema, on the job's PYTHONPATH (pipeline_defs/common.py)
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 SPLITS = ("train", "validation", "test")
-
-
-def _import_features():
-    """features.py is shipped to the job as its own input (FEATURES_DIR); locally it is found above."""
-    here = Path(__file__).resolve()
-    for candidate in (os.environ.get("FEATURES_DIR"), os.environ.get("SM_CHANNEL_SCHEMA"), *here.parents):
-        if candidate and Path(candidate, "features.py").is_file():
-            sys.path.insert(0, str(candidate))
-            break
-    import features
-
-    return features
-
-
-features = _import_features()
 
 
 def read_exports(input_dir: Path) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 Runs as the entry point of the SageMaker scikit-learn training container (script mode through
 the container's training toolkit: hyperparameters arrive as --name value, data channels as
-SM_CHANNEL_<NAME>, the model directory as SM_MODEL_DIR), or locally:
-    python pipeline_defs/training/steps/model/train.py --train /tmp/prep/train \
+SM_CHANNEL_<NAME>, the model directory as SM_MODEL_DIR), or locally with
+the schema on the path as a job has it:
+    PYTHONPATH=pipeline_defs python pipeline_defs/training/steps/model/train.py --train /tmp/prep/train \
         --validation /tmp/prep/validation --model-dir /tmp/model
 
 The model directory holds model.joblib (a scikit-learn Pipeline fitted on a DataFrame, so it
@@ -20,27 +21,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import features  # the schema, on the job's PYTHONPATH (pipeline_defs/common.py)
 import joblib
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-
-
-def _import_features():
-    """features.py is shipped to the job as its own input (channel 'schema'); locally it is found above."""
-    here = Path(__file__).resolve()
-    for candidate in (os.environ.get("FEATURES_DIR"), os.environ.get("SM_CHANNEL_SCHEMA"), *here.parents):
-        if candidate and Path(candidate, "features.py").is_file():
-            sys.path.insert(0, str(candidate))
-            break
-    import features
-
-    return features
-
-
-features = _import_features()
 
 
 def read_split(directory: Path) -> tuple[pd.DataFrame, pd.Series]:

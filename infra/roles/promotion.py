@@ -1,0 +1,55 @@
+"""The promotion role (<prefix>-promotion) of a promotion target: push to its env repository, nothing else."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from gitops.config import StageConfig
+from infra import names
+from infra.roles.arns import StageArns
+from infra.roles.role import stage_role
+from infra.roles.statements import allow, kms_use
+
+
+def create(scope: Construct, cfg: StageConfig, promoted_from: list[StageConfig], key_arn: str) -> iam.Role:
+    return stage_role(
+        scope,
+        "PromotionRole",
+        name=names.promotion_role_name(cfg),
+        principal=_promote_builds_of(promoted_from),
+        description=f"Push releases promoted from {', '.join(s.stage for s in promoted_from)}",
+        statements=statements(cfg, key_arn),
+        max_session=Duration.hours(1),
+    )
+
+
+def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
+    arns = StageArns(cfg)
+    return [
+        allow(["codecommit:GitPull"], [arns.env_repository], sid="PullEnvRepository"),
+        allow(
+            ["codecommit:GitPush"],
+            [arns.env_repository],
+            {"StringEqualsIfExists": {"codecommit:References": ["refs/heads/main"]}},
+            sid="PushMainOnly",
+        ),
+        kms_use(key_arn, via_services=[f"codecommit.{cfg.region}.amazonaws.com"]),
+    ]
+
+
+def _promote_builds_of(sources: list[StageConfig]) -> iam.IPrincipal:
+    """The source stages' promote builds, trusted by ARN condition (they need not exist yet)."""
+    return iam.CompositePrincipal(
+        *(
+            iam.AccountPrincipal(source.account).with_conditions(
+                {
+                    "ArnEquals": {
+                        "aws:PrincipalArn": names.role_arn(source.account, names.build_role_name(source, names.PROMOTE))
+                    }
+                }
+            )
+            for source in sources
+        )
+    )
