@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from release_attestation import attest_scanned
 
 from gitops.config import StageConfig
 from gitops.deploy.apply import (
@@ -237,6 +238,7 @@ def make_release(
         },
     )
     write_release_dir(out, files, manifest)
+    attest_scanned(out)
     return out
 
 

@@ -177,7 +177,7 @@ def read_nag_findings(release_dir: Path, stage: str, files: dict[str, str]) -> t
                     hint="delete the Validations.of(...).acknowledge(...) call and add the entry to policy.yaml",
                 )
             )
-    return findings, {"checked": checked}
+    return findings, {"checked": checked, "version": str(report.get("cdk_nag", "unknown"))}
 
 
 def acknowledge_from_policy(app: Any, policy: Policy, stages: dict, today: date | None = None) -> int:

@@ -1,7 +1,8 @@
-"""`scan_release`: every scanner over a release and the source, the policy applied, reports, the manifest record."""
+"""`scan_release`: every scanner over a release and the source, the policy applied, reports, the attestation."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import threading
 import time
@@ -9,14 +10,14 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 
 from gitops.progress import Progress
-from gitops.release.manifest import ScanRecord, ToolScan, load_release, load_stage_config_from_release, write_manifest
+from gitops.release.manifest import RELEASE_POLICY, load_release, load_stage_config_from_release
+from gitops.scan.attestation import current_scanners, policy_sha256, record_attestation
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import TOOLS, Finding, ToolRun, merge, sort_key
-from gitops.scan.policy import POLICY_FILE, Suppression, apply_policy, load_policy, stage_values
+from gitops.scan.policy import POLICY_FILE, Policy, Suppression, apply_policy, load_policy, stage_values
 
 REPORTS_DIR = Path("reports")
 SARIF_FILE = "scan.sarif"
@@ -113,11 +114,15 @@ def scan_release(
     install_checkov: bool = True,
     today: date | None = None,
     record: bool = True,
+    source: bool = True,
 ) -> ScanReport:
     """Scan a rendered release with cfn-lint, checkov and its recorded cdk-nag report, and the source for secrets.
 
-    Only policy.yaml suppresses. Writes SARIF and JUnit (under out_dir, default <root>/reports/)
-    and records the result per tool into the release manifest. Raises ScanError on bad input.
+    Only the policy suppresses: policy_path, else the copy the release carries, else <root>/policy.yaml.
+    source=False scans the release alone (a stage has no source tree): no secrets scan, and only
+    the release's own policy applies, never a file at root. Writes SARIF and JUnit (under out_dir,
+    default <root>/reports/) and, with record, this machine's attestation of the verdict
+    (gitops.scan.attestation). Raises ScanError on bad input.
     """
     from gitops.scan import cdk_nag, checkov
     from gitops.scan.cfn_lint import run_cfn_lint
@@ -129,33 +134,50 @@ def scan_release(
     root = root.resolve()
     release_dir = release_dir.resolve()
     manifest = load_release(release_dir)
-    if policy_path is None:
-        policy = load_policy(root / POLICY_FILE, required=False, shown_as=POLICY_FILE)
-    else:
+    if policy_path is None and (release_dir / RELEASE_POLICY).is_file():
+        policy_path = release_dir / RELEASE_POLICY
+    if policy_path is not None:
         policy = load_policy(policy_path, required=True, shown_as=_shown(policy_path, root))
+        policy_digest = hashlib.sha256(policy_path.read_bytes()).hexdigest()
+    elif source:
+        policy = load_policy(root / POLICY_FILE, required=False, shown_as=POLICY_FILE)
+        local = root / POLICY_FILE
+        policy_digest = hashlib.sha256(local.read_bytes() if local.is_file() else b"").hexdigest()
+    else:
+        policy, policy_digest = Policy(), policy_sha256(release_dir)  # the release carries none: no suppressions
+    if not source:
+        stacks = {name for summary in manifest.stages.values() for name in summary.stacks}
+        policy = _template_suppressions_only(policy, set(manifest.stages), stacks)
     configs = {name: load_stage_config_from_release(release_dir, name) for name in manifest.stages}
     templates = release_templates(release_dir, manifest.files, {n: c.region for n, c in configs.items()})
     if not templates:
         raise ScanError(f"{release_dir}: the release holds no templates to scan")
-    if not install_checkov and checkov.env_state(root) != "ready":
-        checkov.ensure_checkov(root, install=False)  # raises the clear "missing environment" error now
+    # checkov's environment from the lock the release carries (a stage has no scripts/), else the source's.
+    checkov_lock = release_dir / manifest.requirements["checkov"] if "checkov" in manifest.requirements else None
+    if not install_checkov and checkov.env_state(root, checkov_lock) != "ready":
+        checkov.ensure_checkov(
+            root, install=False, lock=checkov_lock
+        )  # raises the clear "missing environment" error now
 
     sarif_path, junit_path = _report_paths(root, out_dir, sarif_path, junit_path)
     # Not source: the release, the reports, and the policy (its fingerprints are hashes of suppressed values).
-    own_files = (release_dir, sarif_path, junit_path, policy_path or root / POLICY_FILE)
+    own_files = (release_dir, sarif_path, junit_path, root / POLICY_FILE, *([policy_path] if policy_path else []))
     own = {rel for rel in (_inside(p, root) for p in own_files) if rel}
     timings: dict[str, float] = {}
-    say(f"scanning release {manifest.short_id}: {len(templates)} templates, source at {root}")
+    where = f"source at {root}" if source else "release only"
+    say(f"scanning release {manifest.short_id}: {len(templates)} templates, {where}, policy {policy.path}")
     nag_findings: list[Finding] = []
     nag_checked = 0
+    nag_versions: set[str] = set()
     for stage in manifest.stages:
         found, stats = cdk_nag.read_nag_findings(release_dir, stage, manifest.files)
         nag_findings += found
         nag_checked += stats["checked"]
+        nag_versions.add(stats["version"])
 
     def checkov_run() -> ToolRun:
         install_started = time.perf_counter()
-        python = checkov.ensure_checkov(root, install=install_checkov, progress=say)
+        python = checkov.ensure_checkov(root, install=install_checkov, progress=say, lock=checkov_lock)
         installed = round(time.perf_counter() - install_started, 2)
         run = _timed("checkov", timings, say, lambda: checkov.run_checkov(python, templates))
         if installed > 1:
@@ -181,15 +203,19 @@ def scan_release(
         futures = {
             "checkov": pool.submit(guarded(checkov_run)),
             "cfn-lint": pool.submit(guarded(lambda: _timed("cfn-lint", timings, say, lambda: run_cfn_lint(templates)))),
-            "detect-secrets": pool.submit(
-                guarded(lambda: _timed("detect-secrets", timings, say, lambda: _in_own_process(root, own)))
-            ),
         }
+        if source:
+            futures["detect-secrets"] = pool.submit(
+                guarded(lambda: _timed("detect-secrets", timings, say, lambda: _in_own_process(root, own)))
+            )
         results = {name: future.result() for name, future in futures.items()}
     if errors:
         raise errors[0]
     runs: dict[str, ToolRun] = {name: run for name, run in results.items() if run is not None}
-    runs["cdk-nag"] = ToolRun("cdk-nag", metadata.version("cdk-nag"), nag_findings, 0)
+    if not source:
+        runs["detect-secrets"] = ToolRun("detect-secrets", "not run", [], 0, notes=["release-only scan: no source"])
+    # The version that ran during render, as its report in the release records it.
+    runs["cdk-nag"] = ToolRun("cdk-nag", ", ".join(sorted(nag_versions)) or "none", nag_findings, 0)
 
     inline = [f for t in templates for f in inline_suppressions(t)]
     raw = [f for run in runs.values() for f in run.findings]
@@ -244,18 +270,40 @@ def scan_release(
     )
     _write_reports(report, sarif_path, junit_path)
     if record:
-        scan = ScanRecord(
+        record_attestation(
             release_id=manifest.release_id,
-            passed=report.passed,
-            scanned_on=today,
-            tools={
-                name: ToolScan(passed=s.passed, failed=s.failed, suppressed=s.suppressed) for name, s in tools.items()
+            policy_sha256=policy_digest,
+            scanners={
+                "engine": str(current_scanners()["engine"]),
+                **{name: tools[name].version for name in ("cfn-lint", "checkov", "cdk-nag", "detect-secrets")},
             },
+            scope="release+source" if source else "release",
+            passed=report.passed,
+            findings=len(findings),
+            rules=[f"{f.rule_id} ({f.target})" for f in findings],
         )
-        write_manifest(release_dir, manifest.model_copy(update={"scan": scan}))
     report.seconds = round(time.perf_counter() - started, 2)
     timings["total"] = report.seconds
     return report
+
+
+def _template_suppressions_only(policy: Policy, stages: set[str], stacks: set[str]) -> Policy:
+    """The policy's suppressions of template resources. Without a source tree an entry for a source
+    path is neither used nor unused: it is left out rather than reported as unused."""
+    kept = []
+    for suppression in policy.suppressions:
+        resources = [r for r in suppression.resources if _names_template(r, stages, stacks)]
+        if resources:
+            kept.append(suppression.model_copy(update={"resources": resources}))
+    return policy.model_copy(update={"suppressions": kept})  # private attributes (its path) come along
+
+
+def _names_template(resource: str, stages: set[str], stacks: set[str]) -> bool:
+    """<Stack>, <Stack>/<LogicalId>, <stage>/<Stack> or <stage>/<Stack>/<LogicalId> of this release."""
+    parts = resource.split("/")
+    if parts[0] in stages and len(parts) > 1:
+        parts = parts[1:]
+    return parts[0] in stacks and len(parts) <= 2
 
 
 def _in_own_process(root: Path, exclude: set[str]) -> ToolRun:
