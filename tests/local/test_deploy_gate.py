@@ -64,8 +64,7 @@ def env_repo_checkout(path: Path, template: dict, engine_files) -> Path:
 def run_deploy_build(workdir: Path, image: BuildImage, lines: list[str]) -> BuildResult:
     spec = load_buildspec(ROOT / "buildspecs" / "deploy.yml")
     unreachable_aws = {
-        "AWS_ACCESS_KEY_ID": "unused",
-        "AWS_SECRET_ACCESS_KEY": "unused",
+        **dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "placeholder-never-sent"),
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
         "AWS_MAX_ATTEMPTS": "1",
         "AWS_EC2_METADATA_DISABLED": "true",

@@ -17,7 +17,7 @@ from gitops.release.assets import sha256_bytes
 
 MANIFEST = "manifest.json"
 # 2: the release id covers the manifest itself; no scan record (scans attest outside the release).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 # The reviewed policy travels with the release, covered by its id: a stage scans with it, never a local copy.
 RELEASE_POLICY = "policy.yaml"
 

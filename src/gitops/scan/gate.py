@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gitops.progress import Progress
 from gitops.release.manifest import RELEASE_POLICY, load_release, load_stage_config_from_release
-from gitops.scan.attestation import current_scanners, policy_sha256, record_attestation
+from gitops.scan.attestation import engine_digest, policy_sha256, record_attestation
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import TOOLS, Finding, ToolRun, merge, sort_key
 from gitops.scan.policy import POLICY_FILE, Policy, Suppression, apply_policy, load_policy, stage_values
@@ -141,8 +141,7 @@ def scan_release(
         policy_digest = hashlib.sha256(policy_path.read_bytes()).hexdigest()
     elif source:
         policy = load_policy(root / POLICY_FILE, required=False, shown_as=POLICY_FILE)
-        local = root / POLICY_FILE
-        policy_digest = hashlib.sha256(local.read_bytes() if local.is_file() else b"").hexdigest()
+        policy_digest = policy_sha256(root)  # <root>/policy.yaml, or none
     else:
         policy, policy_digest = Policy(), policy_sha256(release_dir)  # the release carries none: no suppressions
     if not source:
@@ -155,9 +154,8 @@ def scan_release(
     # checkov's environment from the lock the release carries (a stage has no scripts/), else the source's.
     checkov_lock = release_dir / manifest.requirements["checkov"] if "checkov" in manifest.requirements else None
     if not install_checkov and checkov.env_state(root, checkov_lock) != "ready":
-        checkov.ensure_checkov(
-            root, install=False, lock=checkov_lock
-        )  # raises the clear "missing environment" error now
+        # Raises the clear "missing environment" error now, before any scanner starts.
+        checkov.ensure_checkov(root, install=False, lock=checkov_lock)
 
     sarif_path, junit_path = _report_paths(root, out_dir, sarif_path, junit_path)
     # Not source: the release, the reports, and the policy (its fingerprints are hashes of suppressed values).
@@ -166,6 +164,10 @@ def scan_release(
     timings: dict[str, float] = {}
     where = f"source at {root}" if source else "release only"
     say(f"scanning release {manifest.short_id}: {len(templates)} templates, {where}, policy {policy.path}")
+    local_policy = root / POLICY_FILE
+    if source and policy_path == release_dir / RELEASE_POLICY and local_policy.is_file():
+        if local_policy.read_bytes() != policy_path.read_bytes():
+            say(f"note: {POLICY_FILE} differs from the release's copy; re-render to scan with your edit")
     nag_findings: list[Finding] = []
     nag_checked = 0
     nag_versions: set[str] = set()
@@ -274,7 +276,7 @@ def scan_release(
             release_id=manifest.release_id,
             policy_sha256=policy_digest,
             scanners={
-                "engine": str(current_scanners()["engine"]),
+                "engine": engine_digest(),
                 **{name: tools[name].version for name in ("cfn-lint", "checkov", "cdk-nag", "detect-secrets")},
             },
             scope="release+source" if source else "release",
