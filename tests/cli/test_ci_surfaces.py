@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,11 @@ WORKFLOW_DIR = ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
 BUILDSPECS = sorted((ROOT / "buildspecs").glob("*.yml"))
 PRE_COMMIT = ROOT / ".pre-commit-config.yaml"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 ENV_REPO_BUILDSPECS = {"deploy", "verify", "promote"}  # run in an env repository, on the release it holds
+ENGINE_REQUIREMENTS = "release/assets/*/engine-requirements.txt"  # hash-locked from uv.lock by render
+SCAN_REQUIREMENTS = "release/assets/*/scan-requirements.txt"
 SOURCE_BUILDSPECS = {"build-and-scan", "publish"}  # run on the source tree
 # Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/infra/test_infra_app.py).
 PROJECT_VARIABLES = {
@@ -391,8 +395,13 @@ def test_install_is_cached_and_pinned(path: Path):
     assert spec.cache is not None and spec.cache.paths, f"{path.name}: no cache for the package manager"
     install = " ".join(spec.phases.install.commands)
     if path.stem in ENV_REPO_BUILDSPECS:
-        # The engine that deploys a release is the one it carries (docs/design.md §3): reviewed code, same commit.
-        assert "pip install release/assets/*/sagemaker_gitops-*.whl" in install
+        # The engine that deploys a release is the one it carries (docs/design.md §3): reviewed code, same
+        # commit, on exactly the dependency set uv.lock pins (hash-checked), and nothing resolved beside it.
+        commands = spec.phases.install.commands
+        assert commands[0].startswith(f"pip install --require-hashes -r {ENGINE_REQUIREMENTS}"), path.name
+        assert commands[1] == "pip install --no-deps release/assets/*/sagemaker_gitops-*.whl", path.name
+        scans = path.stem in ("deploy", "promote")  # the gate runs there (tests/local/test_deploy_gate.py)
+        assert (f"-r {SCAN_REQUIREMENTS}" in commands[0]) == scans, path.name
         assert "uv sync" not in install
         assert any(p.startswith("/var/cache/pip") for p in spec.cache.paths)
     else:
@@ -400,7 +409,8 @@ def test_install_is_cached_and_pinned(path: Path):
         assert any(p.startswith("/var/cache/uv") for p in spec.cache.paths)
     for argv in (a for c in spec.phases.install.commands for a in simple_commands(c)):
         if argv[:2] == ["pip", "install"]:
-            packages = [w for w in argv[2:] if not w.startswith("-") and not w.endswith(".whl")]
+            words = [w for i, w in enumerate(argv[2:]) if i == 0 or argv[2 + i - 1] != "-r"]
+            packages = [w for w in words if not w.startswith("-") and not w.endswith(".whl")]
             assert all("==" in p for p in packages), f"{path.name}: {packages} are not all pinned"
 
 
@@ -449,7 +459,11 @@ def test_git_reaches_codecommit_through_the_remote_helper_wherever_an_env_repo_i
         commands = [c for cs in buildspec_commands(path).values() for c in cs]
         pushes = [c for c in gitops_calls(commands) if touches_env_repos(c)]
         installs = " ".join(buildspec_commands(path)["install"])
-        assert bool(pushes) == ("git-remote-codecommit==" in installs), path.name
+        if path.stem in ENV_REPO_BUILDSPECS:  # the helper is a locked core dependency of the engine
+            assert ENGINE_REQUIREMENTS in installs and "git-remote-codecommit==" not in installs, path.name
+            assert any(d.startswith("git-remote-codecommit==") for d in PYPROJECT["project"]["dependencies"])
+        else:
+            assert bool(pushes) == ("git-remote-codecommit==" in installs), path.name
         assert "git-credential-helper" not in path.read_text(encoding="utf-8")
     for path in WORKFLOWS:
         for name, job in jobs(path).items():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from release_attestation import attest_scanned
 
 from gitops.config import StageConfig
 from gitops.deploy.apply import (
@@ -237,6 +238,7 @@ def make_release(
         },
     )
     write_release_dir(out, files, manifest)
+    attest_scanned(out)
     return out
 
 
@@ -702,15 +704,15 @@ def test_cloudformation_acts_as_the_stage_execution_role_once_it_exists(tmp_path
 
 
 def test_an_edited_manifest_summary_cannot_change_what_deploys(tmp_path: Path):
-    """The summary is outside the release id: dropping a stack from it must not drop it from deploy."""
+    """The summary is inside the release id: dropping a stack from it must not drop it from deploy."""
     from gitops.errors import ReleaseError
-    from gitops.release.manifest import read_manifest, write_manifest
+    from gitops.release.manifest import MANIFEST, manifest_bytes, read_manifest
 
     release = make_release(tmp_path / "r")
     manifest = read_manifest(release)
     del manifest.stages["dev"].stacks["Inference"]
-    write_manifest(release, manifest)
-    with pytest.raises(ReleaseError, match="stage 'dev': the summary's stacks or pipelines differ from its files"):
+    (release / MANIFEST).write_bytes(manifest_bytes(manifest))
+    with pytest.raises(ReleaseError, match="manifest.json: release_id .* does not match the manifest's content"):
         plan_stage(release, "dev", Target("local", tmp_path, "http://127.0.0.1:1"))
 
 

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from release_attestation import attest_scanned
 
 from gitops.config import load_stages
 from gitops.local.embedded import seed_env_repo
@@ -17,7 +18,6 @@ from gitops.promotion.state import ApprovalMissing, LocalState
 from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import (
     ReleaseManifest,
-    ScanRecord,
     StackSummary,
     StageSummary,
     seal_manifest,
@@ -25,6 +25,7 @@ from gitops.release.manifest import (
     write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
+from gitops.scan.attestation import GateRefused
 from gitops.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +52,9 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
             for name, cfg in STAGES.items()
         },
     )
-    if scanned:
-        manifest.scan = ScanRecord(release_id=manifest.release_id, passed=scan_passed)
     write_release_dir(out, files, manifest)
+    if scanned:
+        attest_scanned(out, passed=scan_passed)
     return manifest
 
 
@@ -112,12 +113,12 @@ def test_second_promote_is_a_no_op(tmp_path, env):
     assert not again.changed and again.commit == first.commit
 
 
-@pytest.mark.parametrize("case", ["unscanned", "scan_failed"])
-def test_unscanned_or_failed_release_is_refused(tmp_path, env, case):
+def test_failed_release_is_refused(tmp_path, env):
+    # A release never scanned here is scanned by the gate itself: tests/scan/test_attestation.py.
     target, *_ = env
     release = tmp_path / "r"
-    make_release(release, "x", scanned=case != "unscanned", scan_passed=False)
-    with pytest.raises(PromotionRefused, match="scan"):
+    make_release(release, "x", scan_passed=False)
+    with pytest.raises(GateRefused, match="failed its policy scan.*CKV_AWS_53"):
         publish_release(release, "dev", target)
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from release_attestation import attest_scanned
 from typer.testing import CliRunner
 
 from gitops.config import load_stages
@@ -20,7 +21,6 @@ from gitops.release.assets import sha256_bytes
 from gitops.release.diff import ReleaseDiff, diff_releases
 from gitops.release.manifest import (
     ReleaseManifest,
-    ScanRecord,
     StageSummary,
     seal_manifest,
     stage_config_path,
@@ -117,9 +117,9 @@ def make_release(
         else {}
     )
     manifest = seal_manifest(data, stages=stage_summaries, engine_wheel="assets/none/engine.whl")
-    if scanned:
-        manifest.scan = ScanRecord(release_id=manifest.release_id, passed=True)
     write_release_dir(out, data, manifest)
+    if scanned:
+        attest_scanned(out)
     return manifest
 
 

@@ -24,11 +24,14 @@ def _manifest(files: dict[str, bytes]) -> ReleaseManifest:
 FILES = {"stages/dev/templates/Base.template.json": b"{}\n", "assets/ab/step.py": b"print(1)\n"}
 
 
-def test_release_id_depends_on_paths_and_contents_only():
-    a = compute_release_id({"x": "1", "y": "2"})
-    assert a == compute_release_id({"y": "2", "x": "1"})
-    assert a != compute_release_id({"x": "1", "y": "3"})
-    assert a != compute_release_id({"x": "1", "z": "2"})
+def test_release_id_depends_on_paths_contents_and_every_other_manifest_field():
+    a = _manifest({"x": b"1", "y": b"2"})
+    assert a.release_id == _manifest({"y": b"2", "x": b"1"}).release_id == compute_release_id(a)
+    assert a.release_id != _manifest({"x": b"1", "y": b"3"}).release_id
+    assert a.release_id != _manifest({"x": b"1", "z": b"2"}).release_id
+    for field, value in [("source_commit", "abc"), ("tool_versions", {"cfn-lint": "0"}), ("engine_wheel", "w.whl")]:
+        assert compute_release_id(a.model_copy(update={field: value})) != a.release_id, field
+    assert compute_release_id(a.model_copy(update={"release_id": "anything"})) == a.release_id
 
 
 def test_write_then_load_roundtrip(tmp_path: Path):

@@ -8,6 +8,7 @@ the tests that name each concern; policy, merging and bad input are tested witho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -151,16 +152,18 @@ def test_a_hand_written_cdk_nag_acknowledgment_is_refused(insecure):
     assert refused and "AwsSolutions-S1" in refused[0]["message"] and "policy.yaml" in refused[0]["message"]
 
 
-def test_tool_tallies_are_recorded_in_the_manifest_without_changing_the_release(insecure):
-    manifest = load_release(insecure["release"])  # still whole: the manifest is outside the release id
+def test_the_verdict_is_attested_outside_the_release_which_stays_unchanged(insecure):
+    from gitops.scan.attestation import find_attestation
+
+    manifest = load_release(insecure["release"])  # still whole: the scan writes nothing into it
     assert manifest.release_id == insecure["before"].release_id
-    record = manifest.scan
-    assert record is not None and record.release_id == manifest.release_id and record.passed is False
-    assert set(record.tools) == set(TOOL_ORDER)
-    assert record.tools["checkov"].failed > 0 and record.tools["checkov"].passed > 0
-    assert record.tools["cdk-nag"].failed > 0 and record.tools["detect-secrets"].failed > 0
-    assert record.scanned_on is not None
-    assert insecure["report"]["tools"]["checkov"]["failed"] == record.tools["checkov"].failed
+    assert insecure["before"] == read_manifest(insecure["release"])
+    no_policy = hashlib.sha256(b"").hexdigest()  # neither the release nor the source tree holds a policy.yaml
+    record = find_attestation(manifest.release_id, no_policy)
+    assert record is not None and record.passed is False and record.scope == "release+source"
+    assert record.findings == len(insecure["report"]["findings"])
+    assert any(rule.startswith("CKV_AWS_") for rule in record.rules)
+    assert record.scanners["checkov"] == insecure["report"]["tools"]["checkov"]["version"]
 
 
 # Reports -------------------------------------------------------------------------------------------

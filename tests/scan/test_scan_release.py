@@ -58,13 +58,25 @@ def test_every_suppression_left_is_explained_and_in_use(scanned):
             assert (suppression.rule, resource) in used, f"unused: {suppression.rule} on {resource}"
 
 
-def test_the_scan_is_recorded_in_the_manifest_and_the_reports_are_valid(scanned):
+def test_the_scan_is_attested_for_the_release_and_its_policy_and_the_reports_are_valid(scanned):
+    from gitops.scan.attestation import find_attestation, policy_sha256, require_gate
+
     manifest = load_release(scanned["release"])
     assert manifest.release_id == scanned["before"].release_id
-    assert manifest.scan is not None and manifest.scan.passed and manifest.scan.release_id == manifest.release_id
-    assert manifest.scan.tools["checkov"].suppressed > 0 and manifest.scan.tools["cdk-nag"].suppressed > 0
+    assert (scanned["release"] / "policy.yaml").read_bytes() == (ROOT / "policy.yaml").read_bytes()
+    record = find_attestation(manifest.release_id, policy_sha256(scanned["release"]))
+    assert record is not None and record.passed and record.scope == "release+source"
+    assert require_gate(scanned["release"]) == record  # publish, deploy and promote accept it as it is
+    assert scanned["report"].tools["checkov"].suppressed > 0 and scanned["report"].tools["cdk-nag"].suppressed > 0
     validate_sarif(json.loads(scanned["report"].sarif.read_text()))
     assert scanned["report"].junit.read_text().count("<failure") == 0
+
+
+def test_a_release_only_scan_with_the_policy_it_carries_passes_too(scanned, tmp_path):
+    """What every stage's deploy build runs: no source tree, only the release's own policy."""
+    report = scan_release(tmp_path, scanned["release"], out_dir=tmp_path / "reports", source=False)
+    assert [(f.target, f.rule_ids, f.message) for f in report.findings] == []
+    assert report.policy_path.endswith("policy.yaml") and report.tools["detect-secrets"].version == "not run"
 
 
 def test_the_cli_prints_a_passing_table(scanned):

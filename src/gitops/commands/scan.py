@@ -30,9 +30,19 @@ def scan(
     no_install: Annotated[
         bool, typer.Option("--no-install", help="Fail if checkov's environment is missing instead of creating it.")
     ] = False,
+    no_source: Annotated[
+        bool,
+        typer.Option(
+            "--no-source", help="Scan the release alone, with its own policy (an env repository holds no source)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run every registered scanner (cfn-lint, checkov, cdk-nag, secrets, pipeline jobs); exit 0 only if clean."""
+    """Run every registered scanner (cfn-lint, checkov, cdk-nag, secrets, pipeline jobs); exit 0 only if clean.
+
+    The verdict is attested on this machine for exactly this release and policy: publish, deploy
+    and promote accept a release only with that attestation, or scan it themselves.
+    """
     from gitops.scan import scan_release
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]scan[/] {msg}"))
@@ -44,6 +54,7 @@ def scan(
         sarif_path=sarif,
         junit_path=junit,
         install_checkov=not no_install,
+        source=not no_source,
     )
     if as_json:
         emit_json(report.to_dict())

@@ -26,6 +26,7 @@ from gitops.progress import Progress
 from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import ReleaseManifest, check_stage_summary, load_release, load_stage_config_from_release
 from gitops.release.pipelines import canonical_json
+from gitops.scan.attestation import require_gate
 from gitops.target import Target
 
 # The engine's own names: the model the Inference stack serves, the tags it puts on what it upserts.
@@ -1267,6 +1268,7 @@ def deploy_stage(
     """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
+    require_gate(release_dir, progress=say)  # the gate runs where the deploy runs (docs/design.md §7.6)
     if model_package_arn is not None:
         _check_model_package_arn(model_package_arn)
     t0 = time.perf_counter()

@@ -169,6 +169,14 @@ def _check_committed(work: Path, manifest: ReleaseManifest) -> None:
             raise EnvRepoError(f"the commit's release/{rel} differs from the release; nothing was pushed")
 
 
+def _holds_intact(release: Path, release_id: str) -> bool:
+    """The repo holds exactly this release, every byte (a tampered copy claiming its id is replaced)."""
+    try:
+        return load_release(release).release_id == release_id
+    except GitopsError:
+        return False
+
+
 def _replace_release(work: Path, release_dir: Path) -> None:
     target = work / RELEASE_DIR
     shutil.rmtree(target, ignore_errors=True)
@@ -194,7 +202,7 @@ def push_release(
         with tempfile.TemporaryDirectory(prefix="gitops-push-") as tmp:
             work = clone(url, Path(tmp) / "repo")
             held = work / RELEASE_DIR / MANIFEST
-            if held.exists() and read_manifest(work / RELEASE_DIR).release_id == manifest.release_id:
+            if held.exists() and _holds_intact(work / RELEASE_DIR, manifest.release_id):
                 head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
                 return PushResult(head, manifest.release_id, changed=False, attempts=attempt)
             _replace_release(work, release_dir)

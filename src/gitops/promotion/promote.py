@@ -18,7 +18,8 @@ from gitops.config import StageConfig
 from gitops.errors import GitopsError
 from gitops.promotion import envrepo
 from gitops.promotion.evidence import Evidence, require_approved
-from gitops.release.manifest import ReleaseManifest, load_release, load_stage_config_from_release
+from gitops.release.manifest import load_release, load_stage_config_from_release
+from gitops.scan.attestation import require_gate
 from gitops.target import Target
 
 
@@ -35,16 +36,6 @@ class MoveResult:
     previous_release_id: str | None
 
 
-def require_scanned(manifest: ReleaseManifest) -> None:
-    scan = manifest.scan
-    if scan is None:
-        raise PromotionRefused(f"release {manifest.short_id} was never scanned (run `gitops scan`)")
-    if scan.release_id != manifest.release_id:
-        raise PromotionRefused(f"release {manifest.short_id}: its scan record is for another release")
-    if not scan.passed:
-        raise PromotionRefused(f"release {manifest.short_id} failed its policy scan")
-
-
 def first_stage(stages: dict[str, StageConfig]) -> StageConfig:
     targets = {c.promote_to for c in stages.values()}
     return next(c for c in stages.values() if c.stage not in targets)
@@ -52,8 +43,8 @@ def first_stage(stages: dict[str, StageConfig]) -> StageConfig:
 
 def publish_release(release_dir: Path, stage: str, target: Target, source_commit: str | None = None) -> MoveResult:
     """Commit a scanned release into the stage's env repository (the "git push to dev")."""
+    require_gate(release_dir)
     manifest = load_release(release_dir)
-    require_scanned(manifest)
     cfg = load_stage_config_from_release(release_dir, stage)
     url = target.env_repo_url(cfg)
     _, held = envrepo.current_release(url)
@@ -72,12 +63,12 @@ def promote_release(
     before_push: Callable[[Path], None] | None = None,
 ) -> MoveResult:
     """Copy the source stage's release into the target stage's repository, after every check."""
+    require_gate(release_dir)
     manifest = load_release(release_dir)
     source = load_stage_config_from_release(release_dir, from_stage)
     dest = load_stage_config_from_release(release_dir, to_stage)
     if source.promote_to != to_stage:
         raise PromotionRefused(f"stage {from_stage} promotes to {source.promote_to or 'nothing'}, not to {to_stage}")
-    require_scanned(manifest)
     published = [d.release_id for d in envrepo.history(target.env_repo_url(source), limit=1000)]
     if manifest.release_id not in published:
         raise PromotionRefused(f"release {manifest.short_id} was never published to {from_stage}")

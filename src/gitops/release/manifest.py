@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -14,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gitops.config import StageConfig
 from gitops.errors import ReleaseError
-from gitops.files import atomic_write
 from gitops.release.assets import sha256_bytes
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
+# 2: the release id covers the manifest itself; no scan record (scans attest outside the release).
+SCHEMA_VERSION: Literal[2] = 2
+# The reviewed policy travels with the release, covered by its id: a stage scans with it, never a local copy.
+RELEASE_POLICY = "policy.yaml"
 
 
 class _Model(BaseModel):
@@ -45,41 +46,38 @@ class StageSummary(_Model):
     pipelines: dict[str, PipelineSummary]
 
 
-class ToolScan(_Model):
-    passed: int
-    failed: int
-    suppressed: int
-
-
-class ScanRecord(_Model):
-    """What `gitops scan` found for exactly this release id (written back into the manifest)."""
-
-    release_id: str
-    passed: bool
-    scanned_on: date | None = None
-    tools: dict[str, ToolScan] = Field(default_factory=dict)
-
-
 class ReleaseManifest(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     release_id: str
     source_commit: str | None
     tool_versions: dict[str, str]
     engine_wheel: str
+    # Hash-locked requirement files the release carries, by role (engine, scan, checkov): release paths.
+    requirements: dict[str, str] = Field(default_factory=dict)
     stages: dict[str, StageSummary]
     files: dict[str, str]
-    scan: ScanRecord | None = None
 
     @property
     def short_id(self) -> str:
         return self.release_id[:12]
 
 
-def compute_release_id(files: dict[str, str]) -> str:
-    """sha256 over the sorted (path, sha256) list of every file but the manifest (docs/design.md §3)."""
+def manifest_body_digest(manifest: ReleaseManifest) -> str:
+    """sha256 of the canonical manifest without its id: every field the id must also cover."""
+    body = manifest.model_dump(mode="json", exclude={"release_id"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def compute_release_id(manifest: ReleaseManifest) -> str:
+    """sha256 over the sorted (path, sha256) list of every file, then the digest of the rest of the manifest.
+
+    So no field can change without changing the id: not a file, not source_commit, a stage summary
+    or a tool version (docs/design.md §3).
+    """
     digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(f"{path}\0{files[path]}\n".encode())
+    for path in sorted(manifest.files):
+        digest.update(f"{path}\0{manifest.files[path]}\n".encode())
+    digest.update(f"{MANIFEST}\0{manifest_body_digest(manifest)}\n".encode())
     return digest.hexdigest()
 
 
@@ -90,22 +88,23 @@ def seal_manifest(
     engine_wheel: str,
     source_commit: str | None = None,
     tool_versions: dict[str, str] | None = None,
-    scan: ScanRecord | None = None,
+    requirements: dict[str, str] | None = None,
 ) -> ReleaseManifest:
-    """The manifest of a release made of `files` (path -> bytes): every digest, and the id over them.
+    """The manifest of a release made of `files` (path -> bytes): every digest, and the id over them all.
 
     The one place a manifest is made (render, and the tests' release builders).
     """
     hashes = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
-    return ReleaseManifest(
-        release_id=compute_release_id(hashes),
+    unsealed = ReleaseManifest(
+        release_id="",
         source_commit=source_commit,
         tool_versions=tool_versions or {},
         engine_wheel=engine_wheel,
+        requirements=requirements or {},
         stages=stages,
         files=hashes,
-        scan=scan,
     )
+    return unsealed.model_copy(update={"release_id": compute_release_id(unsealed)})
 
 
 def manifest_bytes(manifest: ReleaseManifest) -> bytes:
@@ -150,17 +149,22 @@ def load_release(release_dir: Path) -> ReleaseManifest:
     for rel, expected in manifest.files.items():
         if sha256_bytes(on_disk[rel].read_bytes()) != expected:
             raise ReleaseError(f"{release_dir / rel}: content differs from the manifest's sha256")
-    if compute_release_id(manifest.files) != manifest.release_id:
-        raise ReleaseError(f"{release_dir / MANIFEST}: release_id does not match the files it lists")
+    if compute_release_id(manifest) != manifest.release_id:
+        raise ReleaseError(
+            f"{release_dir / MANIFEST}: release_id {manifest.short_id} does not match the manifest's content"
+            " (a field was edited after render)",
+            hint="restore the release as rendered or published (`git checkout` the env repo's last published"
+            " commit); never edit a release by hand",
+        )
     return manifest
 
 
 def check_stage_summary(release_dir: Path, manifest: ReleaseManifest, stage: str) -> None:
     """A stage's summary says what deploy acts on; it must agree with the hashed files.
 
-    The release id covers the files only, so the summary is trusted only as far as the files bear
-    it out: every template and pipeline file listed, stack and pipeline names and the account as
-    the hashed config and asset files say.
+    The release id covers the summary too, so this catches a renderer that wrote a wrong one, not
+    an edit: every template and pipeline file listed, stack and pipeline names and the account as
+    the config and asset files say.
     """
     where = release_dir / MANIFEST
     summary = manifest.stages.get(stage)
@@ -205,11 +209,6 @@ def load_stage_config_from_release(release_dir: Path, stage: str) -> StageConfig
         raise ReleaseError(f"{release_dir}: the release has no stage '{stage}'") from exc
     except ValidationError as exc:
         raise ReleaseError(f"{path}: invalid stage settings: {exc.errors()[0]['msg']}") from exc
-
-
-def write_manifest(release_dir: Path, manifest: ReleaseManifest) -> None:
-    """Replace the manifest atomically (scan records its result this way)."""
-    atomic_write(release_dir / MANIFEST, manifest_bytes(manifest))
 
 
 def write_release_dir(out: Path, files: dict[str, bytes], manifest: ReleaseManifest) -> None:

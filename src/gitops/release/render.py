@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.ci_calls import check_ci_calls
 from gitops.release.manifest import (
     MANIFEST,
+    RELEASE_POLICY,
     PipelineSummary,
     ReleaseManifest,
     StackSummary,
@@ -114,6 +117,14 @@ class PartCache:
 
 # What each part is a function of (repository-relative paths).
 ENGINE_INPUTS = ("src/gitops", "pyproject.toml", "README.md")
+CHECKOV_LOCK = "scripts/checkov-requirements.txt"
+REQUIREMENTS_INPUTS = ("uv.lock", "pyproject.toml", CHECKOV_LOCK)
+# What a stage's `gitops scan` needs beyond the engine's core (the `render` extra's other packages,
+# CDK and the SageMaker SDK, are pruned: the scan reads what they produced from the release).
+SCAN_PACKAGES = ("cfn-lint",)
+ENGINE_REQUIREMENTS = "engine-requirements.txt"
+SCAN_REQUIREMENTS = "scan-requirements.txt"
+CHECKOV_REQUIREMENTS = "checkov-requirements.txt"
 # infra imports the engine (names, the buildspec model, the execution-id variable) and renders
 # cdk-nag's report with it: the whole engine is an input, so a cached template never disagrees with it.
 INFRA_INPUTS = (
@@ -212,6 +223,68 @@ def _render_engine_wheel(root: Path) -> Part:
     return Part(_registry_files(registry), {"engine_wheel": asset.release_path})
 
 
+def _uv_export(root: Path, *args: str) -> str:
+    """`uv export` of uv.lock as hash-pinned requirements: deterministic (no header, no annotations)."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        raise GitopsError("uv.lock: exporting the engine's hash-locked requirements needs `uv` on PATH")
+    cmd = [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--format", "requirements-txt"]
+    cmd += ["--no-header", "--no-annotate", *args]
+    try:
+        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise GitopsError(f"uv.lock: `uv export` could not run: {exc}") from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GitopsError(f"uv.lock: `uv export` failed: {last}")
+    return done.stdout
+
+
+def requirement_entries(text: str) -> dict[str, str]:
+    """A requirements file's entries by normalized package name (each entry with its hash lines)."""
+    entries: dict[str, str] = {}
+    name = None
+    for line in text.splitlines(keepends=True):
+        if line.strip() == "" or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+            if match is None:
+                raise GitopsError(f"uv.lock: unexpected line in `uv export` output: {line.strip()[:80]}")
+            name = re.sub(r"[-_.]+", "-", match.group(0)).lower()
+            entries[name] = ""
+        if name is None:
+            raise GitopsError(f"uv.lock: unexpected line in `uv export` output: {line.strip()[:80]}")
+        entries[name] += line
+    return entries
+
+
+def _render_requirements(root: Path) -> Part:
+    """Hash-locked requirement files from uv.lock, carried next to the engine wheel.
+
+    engine: the core dependencies, exactly as locked (what deploy, verify and promote run on);
+    scan: what a stage's scan adds to them (SCAN_PACKAGES and their closure, nothing twice);
+    checkov: checkov's own lock, for the environment the scan creates.
+    """
+    engine = _uv_export(root)
+    render_extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]["render"]
+    names = [re.split(r"[\[=<>!~;\s]", req, maxsplit=1)[0] for req in render_extra]
+    pruned = [arg for name in names if name not in SCAN_PACKAGES for arg in ("--prune", name)]
+    with_scan = requirement_entries(_uv_export(root, "--extra", "render", *pruned))
+    core = requirement_entries(engine)
+    missing = [name for name in SCAN_PACKAGES if name not in with_scan]
+    if missing:
+        raise GitopsError(f"pyproject.toml: the `render` extra does not provide {missing[0]}, which the scan needs")
+    scan = "".join(entry for name, entry in sorted(with_scan.items()) if name not in core)
+    registry = AssetRegistry()
+    paths = {
+        "engine": registry.add(ENGINE_REQUIREMENTS, engine.encode()).release_path,
+        "scan": registry.add(SCAN_REQUIREMENTS, scan.encode()).release_path,
+        "checkov": registry.add(CHECKOV_REQUIREMENTS, (root / CHECKOV_LOCK).read_bytes()).release_path,
+    }
+    return Part(_registry_files(registry), {"requirements": paths})
+
+
 def _source_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(
@@ -265,6 +338,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
 
     all_configs = "".join(c.model_dump_json() for c in stages.values())
     engine = part("engine-wheel", ENGINE_INPUTS, lambda: _render_engine_wheel(root))
+    requirements = part("requirements", REQUIREMENTS_INPUTS, lambda: _render_requirements(root))
     # CDK synthesis runs mostly in its node process (jsii), pipeline builds in Python: overlapping
     # them uses both cores. Neither touches the other's state (CDK makes no AWS calls).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gitops-synth") as pool:
@@ -283,16 +357,20 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
             infra = infra_future.result()
 
     files: dict[str, bytes] = {}
-    for piece in [engine, infra, *pipeline_parts.values()]:
+    for piece in [engine, requirements, infra, *pipeline_parts.values()]:
         files.update(piece.files)
     for name, cfg in stages.items():
         # The validated settings travel with the release: deploy needs them, not the source tree.
         files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
+    if (root / RELEASE_POLICY).is_file():
+        # The reviewed policy, byte for byte: every stage's scan uses this copy (covered by the id).
+        files[RELEASE_POLICY] = (root / RELEASE_POLICY).read_bytes()
     manifest = seal_manifest(
         files,
         source_commit=_source_commit(root),
         tool_versions=tool_versions(),
         engine_wheel=engine.summary["engine_wheel"],
+        requirements=requirements.summary["requirements"],
         stages={
             name: StageSummary(
                 account=cfg.account,
@@ -352,11 +430,11 @@ def check_out_dir(root: Path, out: Path) -> None:
 
 
 def _same_release(out: Path, manifest: ReleaseManifest) -> bool:
-    """True when out already holds exactly this release (then it is left untouched, scan record kept)."""
+    """True when out already holds exactly this release (then it is left untouched)."""
     if not out.exists():
         return False
     try:
         current = load_release(out)
     except ReleaseError:
         return False
-    return current.release_id == manifest.release_id and current.source_commit == manifest.source_commit
+    return current.release_id == manifest.release_id

@@ -182,7 +182,7 @@ def read_nag_findings(release_dir: Path, stage: str, files: dict[str, str]) -> t
                     hint="delete the Validations.of(...).acknowledge(...) call and add the entry to policy.yaml",
                 )
             )
-    return findings, {"checked": checked}
+    return findings, {"checked": checked, "version": str(report.get("cdk_nag", "unknown"))}
 
 
 class CdkNagScanner:

@@ -45,19 +45,19 @@ def _python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
-def _lock_digest(root: Path) -> str:
+def _lock_digest(lock: Path) -> str:
     try:
-        return hashlib.sha256((root / LOCK).read_bytes()).hexdigest()
+        return hashlib.sha256(lock.read_bytes()).hexdigest()
     except FileNotFoundError as exc:
-        raise CheckovMissing(f"{root / LOCK}: checkov's lock file is missing") from exc
+        raise CheckovMissing(f"{lock}: checkov's lock file is missing") from exc
 
 
-def env_state(root: Path) -> str:
-    """ready, missing, or stale (built from another lock)."""
+def env_state(root: Path, lock: Path | None = None) -> str:
+    """ready, missing, or stale (built from another lock). lock: default <root>/scripts/checkov-requirements.txt."""
     env = env_dir(root)
     if not _python(env).exists() or not (env / STAMP).exists():
         return "missing"
-    return "ready" if (env / STAMP).read_text().strip() == _lock_digest(root) else "stale"
+    return "ready" if (env / STAMP).read_text().strip() == _lock_digest(lock or root / LOCK) else "stale"
 
 
 @contextmanager
@@ -81,12 +81,13 @@ def _run(cmd: list[str], what: str) -> None:
         raise CheckovMissing(f"checkov environment: {what} failed: {tail}")
 
 
-def install_checkov(root: Path, progress: Progress | None = None) -> float:
+def install_checkov(root: Path, progress: Progress | None = None, lock: Path | None = None) -> float:
     """Build the environment from the lock next to its place, then move it in: never half-built."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     env = env_dir(root)
-    digest = _lock_digest(root)
+    lock = lock or root / LOCK
+    digest = _lock_digest(lock)
     uv = shutil.which("uv")
     if uv is None:
         raise CheckovMissing(
@@ -94,13 +95,13 @@ def install_checkov(root: Path, progress: Progress | None = None) -> float:
             hint="install uv (python3 -m pip install uv==0.13.8), then run scripts/setup-checkov",
         )
     with _exclusive(env):
-        if env_state(root) == "ready":
+        if env_state(root, lock) == "ready":
             return 0.0
-        say(f"checkov: creating its environment in {env} from {LOCK} (once; checkov=={CHECKOV_VERSION})")
+        say(f"checkov: creating its environment in {env} from {lock} (once; checkov=={CHECKOV_VERSION})")
         tmp = Path(tempfile.mkdtemp(prefix=f".{env.name}.tmp-", dir=env.parent))
         try:
             _run([uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(tmp)], "uv venv")
-            _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(root / LOCK)], "uv pip sync")
+            _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(lock)], "uv pip sync")
             (tmp / STAMP).write_text(digest + "\n")
             shutil.rmtree(env, ignore_errors=True)
             os.rename(tmp, env)
@@ -111,13 +112,15 @@ def install_checkov(root: Path, progress: Progress | None = None) -> float:
     return seconds
 
 
-def ensure_checkov(root: Path, *, install: bool = True, progress: Progress | None = None) -> Path:
+def ensure_checkov(
+    root: Path, *, install: bool = True, progress: Progress | None = None, lock: Path | None = None
+) -> Path:
     """The interpreter of a ready checkov environment; created now if allowed, else a clear error."""
-    state = env_state(root)
+    state = env_state(root, lock)
     if state != "ready":
         if not install:
-            raise CheckovMissing(f"{env_dir(root)}: checkov environment is {state} (built from {LOCK})")
-        install_checkov(root, progress)
+            raise CheckovMissing(f"{env_dir(root)}: checkov environment is {state} (built from {lock or LOCK})")
+        install_checkov(root, progress, lock)
     return _python(env_dir(root))
 
 
@@ -235,12 +238,13 @@ class CheckovScanner:
         return CHECKOV_VERSION
 
     def check_ready(self, job: ScanInput) -> None:
-        if not job.install_checkov and env_state(job.root) != "ready":
-            ensure_checkov(job.root, install=False)  # raises the clear "missing environment" error now
+        if not job.install_checkov and env_state(job.root, job.checkov_lock) != "ready":
+            # raises the clear "missing environment" error now
+            ensure_checkov(job.root, install=False, lock=job.checkov_lock)
 
     def run(self, job: ScanInput) -> ToolRun:
         started = time.perf_counter()
-        python = ensure_checkov(job.root, install=job.install_checkov, progress=job.progress)
+        python = ensure_checkov(job.root, install=job.install_checkov, progress=job.progress, lock=job.checkov_lock)
         installed = round(time.perf_counter() - started, 2)
         run = run_checkov(python, job.templates)
         run.targets = job.template_groups

@@ -1,7 +1,8 @@
-"""`scan_release`: every registered scanner over a release and the source, the policy applied, reports, the record."""
+"""`scan_release`: every registered scanner over a release and the source, the policy applied, reports, attestation."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import threading
 import time
@@ -10,14 +11,8 @@ from datetime import date
 from pathlib import Path
 
 from gitops.progress import Progress
-from gitops.release.manifest import (
-    ReleaseManifest,
-    ScanRecord,
-    ToolScan,
-    load_release,
-    load_stage_config_from_release,
-    write_manifest,
-)
+from gitops.release.manifest import RELEASE_POLICY, load_release, load_stage_config_from_release
+from gitops.scan.attestation import engine_digest, policy_sha256, record_attestation
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import POLICY, Finding, ToolRun, merge, sort_key
 from gitops.scan.inline_skips import RULE as INLINE_RULE
@@ -34,6 +29,8 @@ REPORTS_DIR = Path("reports")
 SARIF_FILE = "scan.sarif"
 JUNIT_FILE = "scan-junit.xml"
 # The gate's own rules: what it refuses whatever the tools say.
+# A policy resource naming a pipeline step: pipelines/<pipeline>/<step> (gitops.scan.findings).
+PIPELINES_PREFIX = "pipelines"
 POLICY_RULES = (INLINE_RULE, "expired-suppression", "unused-suppression")
 
 __all__ = ["ScanReport", "ToolStats", "scan_release"]
@@ -51,11 +48,15 @@ def scan_release(
     install_checkov: bool = True,
     today: date | None = None,
     record: bool = True,
+    source: bool = True,
 ) -> ScanReport:
     """Scan a rendered release with every registered scanner (templates, pipeline definitions, source).
 
-    Only policy.yaml suppresses. Writes SARIF and JUnit (under out_dir, default <root>/reports/)
-    and records the result per tool into the release manifest. Raises ScanError on bad input.
+    Only the policy suppresses: policy_path, else the copy the release carries, else <root>/policy.yaml.
+    source=False scans the release alone (a stage has no source tree): no secrets scan, and only
+    the release's own policy applies, never a file at root. Writes SARIF and JUnit (under out_dir,
+    default <root>/reports/) and, with record, this machine's attestation of the verdict
+    (gitops.scan.attestation). Raises ScanError on bad input.
     """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -63,10 +64,19 @@ def scan_release(
     root = root.resolve()
     release_dir = release_dir.resolve()
     manifest = load_release(release_dir)
-    if policy_path is None:
-        policy = load_policy(root / POLICY_FILE, required=False, shown_as=POLICY_FILE)
-    else:
+    if policy_path is None and (release_dir / RELEASE_POLICY).is_file():
+        policy_path = release_dir / RELEASE_POLICY
+    if policy_path is not None:
         policy = load_policy(policy_path, required=True, shown_as=_shown(policy_path, root))
+        policy_digest = hashlib.sha256(policy_path.read_bytes()).hexdigest()
+    elif source:
+        policy = load_policy(root / POLICY_FILE, required=False, shown_as=POLICY_FILE)
+        policy_digest = policy_sha256(root)  # <root>/policy.yaml, or none
+    else:
+        policy, policy_digest = Policy(), policy_sha256(release_dir)  # the release carries none: no suppressions
+    if not source:
+        stacks = {name for summary in manifest.stages.values() for name in summary.stacks}
+        policy = _template_suppressions_only(policy, set(manifest.stages), stacks)
     configs = {name: load_stage_config_from_release(release_dir, name) for name in manifest.stages}
     templates = release_templates(release_dir, manifest.files, {n: c.region for n, c in configs.items()})
     if not templates:
@@ -75,18 +85,26 @@ def scan_release(
 
     sarif_path, junit_path = _report_paths(root, out_dir, sarif_path, junit_path)
     # Not source: the release, the reports, and the policy (its fingerprints are hashes of suppressed values).
-    own_files = (release_dir, sarif_path, junit_path, policy_path or root / POLICY_FILE)
+    own_files = (release_dir, sarif_path, junit_path, root / POLICY_FILE, *([policy_path] if policy_path else []))
     own = frozenset(rel for rel in (_inside(p, root) for p in own_files) if rel)
+    # checkov's environment from the lock the release carries (a stage has no scripts/), else the source's.
+    checkov_lock = release_dir / manifest.requirements["checkov"] if "checkov" in manifest.requirements else None
+    local_policy = root / POLICY_FILE
+    if source and policy_path == release_dir / RELEASE_POLICY and local_policy.is_file():
+        if local_policy.read_bytes() != policy_path.read_bytes():
+            say(f"note: {POLICY_FILE} differs from the release's copy; re-render to scan with your edit")
     inline = [f for t in templates for f in inline_suppressions(t)]
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="gitops-scan-") as workdir:
         neutralise(templates, Path(workdir))  # the tools read copies without inline skips
-        job = ScanInput(root, release_dir, manifest, templates, pipelines, own, install_checkov, say)
+        job = ScanInput(
+            root, release_dir, manifest, templates, pipelines, own, install_checkov, say, source, checkov_lock
+        )
         for scanner in SCANNERS:
             scanner.check_ready(job)  # a missing environment is one clear error before anything runs
         say(
             f"scanning release {manifest.short_id}: {len(templates)} templates, {len(pipelines)} pipeline"
-            f" definitions, source at {root}"
+            f" definitions, {f'source at {root}' if source else 'release only'}, policy {policy.path}"
         )
         runs = _run_all(SCANNERS, job, timings, say)
 
@@ -114,7 +132,15 @@ def scan_release(
     write_sarif(report, sarif_path)
     write_junit(report, junit_path)
     if record:
-        record_scan(release_dir, manifest, report, today)
+        record_attestation(
+            release_id=manifest.release_id,
+            policy_sha256=policy_digest,
+            scanners={"engine": engine_digest(), **{n: s.version for n, s in tools.items() if n != POLICY}},
+            scope="release+source" if source else "release",
+            passed=report.passed,
+            findings=len(findings),
+            rules=[f"{f.rule_id} ({f.target})" for f in findings],
+        )
     report.seconds = round(time.perf_counter() - started, 2)
     timings["total"] = report.seconds
     return report
@@ -182,18 +208,25 @@ def _policy_stats(policy: Policy, outcome: PolicyOutcome, policy_own: list[Findi
     )
 
 
-def record_scan(release_dir: Path, manifest: ReleaseManifest, report: ScanReport, today: date) -> None:
-    """Write the scan's outcome, per tool, into the release manifest (outside the release id)."""
-    scan = ScanRecord(
-        release_id=manifest.release_id,
-        passed=report.passed,
-        scanned_on=today,
-        tools={
-            name: ToolScan(passed=s.passed, failed=s.failed, suppressed=s.suppressed)
-            for name, s in report.tools.items()
-        },
-    )
-    write_manifest(release_dir, manifest.model_copy(update={"scan": scan}))
+def _template_suppressions_only(policy: Policy, stages: set[str], stacks: set[str]) -> Policy:
+    """The policy's suppressions of template resources. Without a source tree an entry for a source
+    path is neither used nor unused: it is left out rather than reported as unused."""
+    kept = []
+    for suppression in policy.suppressions:
+        resources = [r for r in suppression.resources if _names_template(r, stages, stacks)]
+        if resources:
+            kept.append(suppression.model_copy(update={"resources": resources}))
+    return policy.model_copy(update={"suppressions": kept})  # private attributes (its path) come along
+
+
+def _names_template(resource: str, stages: set[str], stacks: set[str]) -> bool:
+    """<Stack>[/<LogicalId>] or pipelines/<pipeline>/<step> of this release, optionally after <stage>/."""
+    parts = resource.split("/")
+    if parts[0] in stages and len(parts) > 1:
+        parts = parts[1:]
+    if parts[0] == PIPELINES_PREFIX:
+        return len(parts) == 3
+    return parts[0] in stacks and len(parts) <= 2
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -32,6 +32,8 @@ class ScanInput:
     exclude: frozenset[str] = frozenset()  # repository-relative paths that are not source (release, reports)
     install_checkov: bool = True
     progress: Progress = field(default=silent)
+    source: bool = True  # False: the release alone (a stage's own scan has no source tree)
+    checkov_lock: Path | None = None  # the lock the release carries, else the source's scripts/
 
     @property
     def template_groups(self) -> list[str]:

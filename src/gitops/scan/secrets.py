@@ -132,6 +132,8 @@ class SecretsScanner:
         return None
 
     def run(self, job: ScanInput) -> ToolRun:
+        if not job.source:
+            return ToolRun(self.name, self.version(), [], 0, notes=["release-only scan: no source tree to scan"])
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(run_secrets_scan, job.root, None, set(job.exclude)).result()
 
