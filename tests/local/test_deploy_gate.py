@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from gitops.config import load_stages
-from gitops.local.rehearsal import BuildImage
 from gitops.local.buildspec_runner import BuildResult, run_buildspec
+from gitops.local.rehearsal import BuildImage
 from gitops.release.buildspec import load_buildspec
 from gitops.release.manifest import StackSummary, StageSummary, seal_manifest, stage_config_path, write_release_dir
 from gitops.release.pipelines import canonical_json
