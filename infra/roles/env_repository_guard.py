@@ -96,4 +96,4 @@ class AttachEnvRepositoryGuard:
         found = stack.node.try_find_child(GUARD_ID)
         if found is None:
             found = iam.ManagedPolicy.from_managed_policy_arn(stack, GUARD_ID, policy_arn(self._cfg))
-        return found  # type: ignore[return-value]
+        return found

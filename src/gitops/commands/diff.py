@@ -91,9 +91,10 @@ def diff(
                 _stage_config(name, None if from_stage else head, root)
         resolved = target_from(root, target) if (stage or from_stage) else None
         if from_stage is not None:
-            head = held_release_or_none(_stage_config(from_stage, None, root), resolved, Path(tmp) / "head")
-            if head is None:
+            held = held_release_or_none(_stage_config(from_stage, None, root), resolved, Path(tmp) / "head")
+            if held is None:
                 raise GitopsError(f"--from {from_stage}: the stage holds no release yet")
+            head = held
         label = None
         base = against
         if stage is not None:

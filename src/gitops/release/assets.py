@@ -21,7 +21,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _tree_files(directory: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith(".pyc"))

@@ -221,7 +221,7 @@ def _allowed_keys(path: tuple) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _problem(err: dict) -> str:
+def _problem(err: Any) -> str:
     kind, loc = err["type"], err["loc"]
     if kind == "missing":
         return "required key is missing"

@@ -470,7 +470,7 @@ def diff_template(stack: str, old: dict | None, new: dict | None, region: str) -
         diff.resources.append(ResourceChange(lid, after["Type"], "modify", props + other, replaced, changes))
     if change == "modify":  # an added or removed stack's parameters and outputs come and go with it
         for section in ("Parameters", "Outputs", "Conditions", "Mappings", "Rules"):
-            before, after = old.get(section, {}), new.get(section, {})
+            before, after = (old or {}).get(section, {}), (new or {}).get(section, {})
             for key in _changed_keys(before, after):
                 how = "added" if key not in before else "removed" if key not in after else "modified"
                 diff.other.append(f"{section}.{key} ({how})")
@@ -508,7 +508,8 @@ def diff_pipeline(name: str, old: dict | None, new: dict | None) -> PipelineDiff
         if before == after:
             continue
         if before is None or after is None:
-            s = after or before
+            s = after if after is not None else before
+            assert s is not None  # not both: equal Nones were skipped above
             diff.steps.append(StepChange(step, s.get("Type", "?"), "add" if before is None else "remove"))
             continue
         fields = _changed_keys(before.get("Arguments", {}), after.get("Arguments", {}))
@@ -577,9 +578,9 @@ def diff_releases(base: Path | None, head: Path, stages: list[str] | None = None
                 sd.stacks.append(d)
         for rel in sorted(f for f in files if f.startswith(prefix + "pipelines/") and f.endswith(".json")):
             name = rel.rsplit("/", 1)[1].removesuffix(".json")
-            d = diff_pipeline(name, _read(base, rel, base_m), _read(head, rel, head_m))
-            if d:
-                sd.pipelines.append(d)
+            pd = diff_pipeline(name, _read(base, rel, base_m), _read(head, rel, head_m))
+            if pd:
+                sd.pipelines.append(pd)
         result.append(sd)
     old_assets = {f for f in (base_m.files if base_m else {}) if f.startswith("assets/")}
     new_assets = {f for f in head_m.files if f.startswith("assets/")}

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -348,7 +349,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
                 name: part(
                     f"pipelines-{name}",
                     PIPELINE_INPUTS,
-                    lambda cfg=cfg: _render_pipelines(root, cfg, pipelines),
+                    partial(_render_pipelines, root, cfg, pipelines),
                     cfg.model_dump_json(),
                 )
                 for name, cfg in stages.items()

@@ -60,7 +60,8 @@ def run_secrets_scan(root: Path, files: list[str] | None = None, exclude: set[st
     files = source_files(root) if files is None else files
     skipped = {e.rstrip("/") for e in exclude or ()}
     files = [f for f in files if not any(f == e or f.startswith(e + "/") for e in skipped)]
-    plugin_of = {kind: cls.__name__ for kind, cls in get_mapping_from_secret_type_to_class().items()}
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    plugin_of = {kind: cls.__name__ for kind, cls in mapping.items()}
     findings: list[Finding] = []
     dirty: set[str] = set()
     with default_settings():
