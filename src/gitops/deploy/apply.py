@@ -193,8 +193,8 @@ def template_references(node: Any) -> Iterator[Reference]:
                     head, _, attr = value.partition(".")
                     yield Reference("Fn::GetAtt", head, attr or None)
                 elif isinstance(value, list) and value and isinstance(value[0], str):
-                    attr = value[1] if len(value) > 1 and isinstance(value[1], str) else None
-                    yield Reference("Fn::GetAtt", value[0], attr)
+                    att = value[1] if len(value) > 1 and isinstance(value[1], str) else None
+                    yield Reference("Fn::GetAtt", value[0], att)
                     yield from template_references(value[1:])
             elif key == "Fn::Sub":
                 text, local = (value, {}) if isinstance(value, str) else (value + [None, None])[:2]
@@ -986,7 +986,7 @@ class _StageDeploy:
         live = stack_status(cfn, stack.stack_name)
         status = live["StackStatus"] if live else None
         parameters = self.stack_parameters(stack)
-        if status in _EMPTY_STACK_STATES:
+        if live is not None and status in _EMPTY_STACK_STATES:
             # Nothing deployed is lost: such a stack holds no resources, and it cannot be updated.
             self._delete_stack(live, f"the empty stack left in {status}")
             result.note = f"deleted the empty stack an earlier failed deploy left in {status}"
@@ -998,7 +998,7 @@ class _StageDeploy:
                 f"stack {stack.stack_name} is {status}; an operator must repair it first"
                 " (continue-update-rollback or delete)"
             )
-        elif status and self.target.is_local and _condition_inputs_changed(stack, live, parameters):
+        elif live is not None and self.target.is_local and _condition_inputs_changed(stack, live, parameters):
             # Embedded target only: moto does not create or delete resources whose Condition flips
             # on an update, so the stack is created afresh with the new values instead.
             self._delete_stack(live, "it (embedded target: a parameter its conditions read changed)")
@@ -1175,7 +1175,7 @@ class _StageDeploy:
     def run(self) -> None:
         timings = self.report.timings
 
-        def timed(phase: str, step: Callable[[], None]) -> None:
+        def timed(phase: str, step: Callable[[], object]) -> None:
             t0 = time.perf_counter()
             try:
                 step()
