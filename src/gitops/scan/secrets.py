@@ -137,7 +137,7 @@ class SecretsScanner:
 
     def run(self, job: ScanInput) -> ToolRun:
         if not job.source:
-            return ToolRun(self.name, self.version(), [], 0, notes=["release-only scan: no source tree to scan"])
+            return ToolRun(self.name, "not run", [], 0, notes=["release-only scan: no source tree to scan"])
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(run_secrets_scan, job.root, None, set(job.exclude)).result()
 
