@@ -22,7 +22,6 @@ import secrets
 import stat
 from datetime import UTC, datetime
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +31,7 @@ from gitops.errors import GitopsError
 from gitops.files import atomic_write
 from gitops.progress import Progress
 from gitops.release.manifest import RELEASE_POLICY, load_release
+from gitops.scan.scanner import installed_version
 
 STATE_DIR_ENV = "GITOPS_STATE_DIR"
 KEY_FILE = "attestation.key"
@@ -140,11 +140,7 @@ def current_scanners() -> dict[str, str | None]:
     """The versions a scan run here now would use (None: not installed here)."""
     from gitops.scan.checkov import CHECKOV_VERSION
 
-    try:
-        cfn_lint: str | None = metadata.version("cfn-lint")
-    except metadata.PackageNotFoundError:
-        cfn_lint = None
-    return {"engine": engine_digest(), "cfn-lint": cfn_lint, "checkov": CHECKOV_VERSION}
+    return {"engine": engine_digest(), "cfn-lint": installed_version("cfn-lint"), "checkov": CHECKOV_VERSION}
 
 
 def record_attestation(

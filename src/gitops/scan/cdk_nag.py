@@ -23,7 +23,7 @@ from gitops.scan import nag_rules
 from gitops.scan.errors import ScanError
 from gitops.scan.findings import POLICY, Finding, ToolRun
 from gitops.scan.policy import Policy, stage_values
-from gitops.scan.scanner import ScanInput
+from gitops.scan.scanner import ScanInput, installed_version
 
 PACK = "AwsSolutions"
 ACKNOWLEDGED_RULES = "aws:cdk:acknowledged-rules"  # aws_cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
@@ -193,10 +193,7 @@ class CdkNagScanner:
     passed_unit = "resources with no violation"
 
     def version(self) -> str:
-        try:
-            return metadata.version("cdk-nag")
-        except metadata.PackageNotFoundError:  # a deploy build: the report is render's, cdk-nag not installed
-            return "not installed here"
+        return installed_version("cdk-nag") or "not installed here"  # a deploy build reads render's report
 
     def check_ready(self, job: ScanInput) -> None:
         for stage in job.manifest.stages:
@@ -214,9 +211,9 @@ class CdkNagScanner:
             versions.add(stats["version"])
         dirty = {(f.stage, f.stack, f.resource) for f in findings if f.tool == self.name}
         notes = ["ran during render (stages/<stage>/cdk-nag.json)"]
-        try:
+        if installed_version("cdk-nag"):
             rules, coverage = nag_rules.coverage({kind for t in job.templates for kind in t.resource_types})
-        except metadata.PackageNotFoundError:
+        else:
             # Where the release is deployed only the engine and the scanners it runs are installed:
             # the findings are render's report (in the release, covered by its id); the rule
             # coverage needs cdk-nag's own bundle, so it is not counted here.

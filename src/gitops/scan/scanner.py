@@ -10,6 +10,7 @@ Adding one is a module with a `SCANNER`, its test, and a line in gitops.scan.sca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
@@ -58,3 +59,11 @@ class Scanner(Protocol):
     def run(self, job: ScanInput) -> ToolRun:
         """Scan; raw findings (no policy applied), the passed count, the rules run per resource type."""
         ...
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution; None where it is not (deploy builds install only what they run)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from gitops.scan.findings import POLICY, Finding, ToolRun
-from gitops.scan.scanner import ScanInput
+from gitops.scan.scanner import ScanInput, installed_version
 
 _ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
 # detect-secrets' inline allowlist comment, in any case or spacing (split so this file carries no marker).
@@ -127,10 +127,7 @@ class SecretsScanner:
     passed_unit = "clean source files"
 
     def version(self) -> str:
-        try:
-            return metadata.version("detect-secrets")
-        except metadata.PackageNotFoundError:  # a deploy build scans the release only, not the source
-            return "not installed here"
+        return installed_version("detect-secrets") or "not installed here"  # a deploy build scans no source
 
     def check_ready(self, job: ScanInput) -> None:
         return None
