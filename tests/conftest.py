@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session", autouse=True)
 def _attestation_state(tmp_path_factory) -> Iterator[Path]:
     """Scan attestations and their key in a state directory of the test session, never the user's own."""
-    from gitops.scan.attestation import STATE_DIR_ENV
+    from gitops.machine import STATE_DIR_ENV
 
     with pytest.MonkeyPatch.context() as patch:
         state = tmp_path_factory.mktemp("attestation-state")

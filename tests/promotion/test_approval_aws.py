@@ -138,7 +138,9 @@ def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
 def test_approving_another_release_than_the_waiting_one_is_refused_before_any_write():
     target = _stubbed()
     _expect_waiting(target)
-    with pytest.raises(ApprovalMissing, match=f"release {OTHER[:12]} is not the one waiting"):
+    with pytest.raises(
+        ApprovalMissing, match=f"release {OTHER[:12]} is not waiting for approval in stage dev; waiting: {RELEASE[:12]}"
+    ):
         decide(DEV, target, approved=True, release_prefix=OTHER[:12], summary=None)
     # No put_approval_result was stubbed: had one been sent, the Stubber would have failed the call.
     target.stubs["codepipeline"].assert_no_pending_responses()

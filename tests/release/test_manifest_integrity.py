@@ -180,5 +180,5 @@ def test_the_cli_refuses_an_edited_release_in_one_line_naming_the_manifest(tmp_p
     error, hint = done.stderr.strip().splitlines()
     assert error.startswith("error: ") and str(release / MANIFEST) in error
     assert len(error) - len(str(release)) < 200
-    assert "edited after render" in error and hint.startswith("hint: restore the release")
+    assert "edited after render" in error and "restore its last published commit (`git revert` the edit" in hint
     assert _held(target, "dev") is None

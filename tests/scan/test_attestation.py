@@ -18,6 +18,7 @@ from release_attestation import attest_scanned
 
 from gitops.config import load_stages
 from gitops.local.embedded import seed_env_repo
+from gitops.machine import KEY_FILE, STATE_DIR_ENV, MachineKeyError
 from gitops.promotion import envrepo
 from gitops.promotion.promote import publish_release
 from gitops.release.assets import sha256_bytes
@@ -33,10 +34,7 @@ from gitops.release.manifest import (
 from gitops.release.pipelines import canonical_json
 from gitops.scan import attestation, checkov
 from gitops.scan.attestation import (
-    KEY_FILE,
     RECORDS_DIR,
-    STATE_DIR_ENV,
-    AttestationError,
     GateRefused,
     find_attestation,
     policy_sha256,
@@ -160,7 +158,7 @@ def test_a_key_other_users_can_read_is_refused(tmp_path, state):
     release = build_release(tmp_path / "r", EMPTY)
     attest_scanned(release)
     os.chmod(state / KEY_FILE, 0o644)
-    with pytest.raises(AttestationError, match=rf"{KEY_FILE}: the attestation key is readable by other users"):
+    with pytest.raises(MachineKeyError, match=rf"{KEY_FILE}: the machine key is readable by other users"):
         require_gate(release)
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from gitops.machine import STATE_DIR_ENV, state_dir
 from gitops.release.manifest import load_release
 from gitops.release.pipelines import canonical_json
 from gitops.scan import gate, scan_release
-from gitops.scan.attestation import RECORDS_DIR, STATE_DIR_ENV, Attestation, state_dir
+from gitops.scan.attestation import RECORDS_DIR, Attestation
 from gitops.scan.findings import Finding, ToolRun
 from gitops.scan.scanner import ScanInput
 from gitops.scan.scanners import SCANNERS, TOOL_ORDER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -107,4 +108,7 @@ def verify(
     report.raise_for_failure()
     if resolved.is_local and resolved.local_dir is not None:
         # On AWS the pipeline's Verify action is the record; here the state store keeps it for promote.
-        LocalState(resolved.local_dir).record_verified(stage, report.release_id)
+        from gitops.promotion.evidence import EXECUTION_ENV
+
+        execution = os.environ.get(EXECUTION_ENV) or None
+        LocalState(resolved.local_dir).record_verified(stage, report.release_id, execution_id=execution)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -25,15 +24,8 @@ class DiffFormat(StrEnum):
 def held_release_or_none(stage, target, into: Path) -> Path | None:
     """A copy of the release the stage's env repository holds now; None for a stage holding none yet."""
     from gitops.promotion import envrepo
-    from gitops.release.manifest import load_release
 
-    with tempfile.TemporaryDirectory(prefix="gitops-diff-") as tmp:
-        work = envrepo.checkout_head(target.env_repo_url(stage), Path(tmp) / "repo")
-        if not (work / envrepo.RELEASE_DIR).is_dir():
-            return None
-        shutil.move(work / envrepo.RELEASE_DIR, into)
-    load_release(into)
-    return into
+    return envrepo.copy_head_release(target.env_repo_url(stage), stage.stage, into)
 
 
 def _stage_config(name: str, release: Path | None, root: Path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +21,7 @@ from gitops.cli import (
     target_from,
 )
 from gitops.errors import GitopsError
+from gitops.machine import scratch
 
 
 def _move_report(result, verb: str, as_json: bool) -> None:
@@ -34,6 +34,7 @@ def _move_report(result, verb: str, as_json: bool) -> None:
                 "commit": result.commit,
                 "changed": result.changed,
                 "previous_release_id": result.previous_release_id,
+                "superseded_by": result.superseded_by,
             }
         )
         return
@@ -45,6 +46,12 @@ def _move_report(result, verb: str, as_json: bool) -> None:
         )
     else:
         out.print(f"{verb}: {result.stage} already holds release {result.release_id[:12]}; nothing to do")
+    newer = result.superseded_by
+    if newer:
+        out.print(
+            f"{verb}: note: the source stage has since moved on to release {newer[:12]}; it is not promoted until"
+            " it is verified and approved there"
+        )
 
 
 @app.command()
@@ -108,9 +115,9 @@ def promote(
             f" not to {to_stage}"
         )
     resolved = target_from(root, target)
-    with tempfile.TemporaryDirectory(prefix="gitops-promote-") as tmp:
+    with scratch("promote") as tmp:
         if release is None:
-            release = held_release(stages[from_stage], resolved, Path(tmp) / "release")
+            release = held_release(stages[from_stage], resolved, tmp / "release")
         load_release(release)
         evidence = evidence_for(resolved)
         result = promote_release(release, from_stage, to_stage, resolved, evidence)

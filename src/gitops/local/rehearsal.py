@@ -110,10 +110,6 @@ class BuildImage:
         return {**host, "PATH": path, "VIRTUAL_ENV": str(self.dir)}
 
 
-def _release_id_in(directory: Path) -> str:
-    return load_release(directory / envrepo.RELEASE_DIR).release_id
-
-
 def run_stage_pipeline(
     release_dir: Path,
     stage: StageConfig,
@@ -138,21 +134,22 @@ def run_stage_pipeline(
     def source() -> SourceOutput:
         checkout = Path(tempfile.mkdtemp(dir=work, prefix="source-"))
         shutil.rmtree(checkout)
-        envrepo.checkout_head(target.env_repo_url(stage), checkout)
-        commit = envrepo.git("rev-parse", "HEAD", cwd=checkout).stdout.strip()
-        held["release_id"] = _release_id_in(checkout)
-        return SourceOutput(checkout, {"CommitId": commit})
+        url = target.env_repo_url(stage)
+        envrepo.checkout_head(url, checkout)
+        head = envrepo.read_head(checkout)
+        held["release_id"] = envrepo.require_intact(url, head, stage.stage).release_id
+        return SourceOutput(checkout, {"CommitId": head.commit})
 
     def gate(stage_name: str, action_name: str, custom_data: str | None) -> tuple[str, str]:
         release_id = held["release_id"]
         text = diff_text(release_id)
-        state.request_approval(stage.stage, release_id, execution_id, text)
+        request = state.request_approval(stage.stage, release_id, execution_id, text)
         approved, summary = decide(stage.stage, release_id, text)
         if approved is not None:
             record = state.approval(stage.stage, release_id)
             if record is not None and record.status == "waiting":
                 state.decide(stage.stage, release_id, approved, summary)
-        record = state.wait_for_decision(stage.stage, release_id)
+        record = state.wait_for_decision(stage.stage, release_id, token=request.token)
         return ("Approved" if record.status == "approved" else "Rejected"), record.summary or ""
 
     def on_update(record: ExecutionRecord) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gitops.config import StageConfig
 from gitops.promotion.evidence import APPROVAL_STAGE, execution_release_id
-from gitops.promotion.state import ApprovalMissing, LocalState
+from gitops.promotion.state import Approval, ApprovalMissing, LocalState
 from gitops.target import Target
 
 
@@ -26,23 +26,36 @@ class PendingApproval:
     action_name: str | None = None
 
 
-def _match(pending: list[PendingApproval], release_prefix: str | None, stage: str) -> PendingApproval:
-    if not pending:
-        raise ApprovalMissing(f"nothing is waiting for approval in stage {stage}")
+def _match(
+    pending: list[PendingApproval], release_prefix: str | None, stage: str, decided: list[Approval] | None = None
+) -> PendingApproval:
+    """The one waiting approval the approver means, or an error saying what is true at the gate."""
+    waiting = ", ".join(p.release_id[:12] for p in pending)
     if release_prefix is None:
+        if not pending:
+            raise ApprovalMissing(f"nothing is waiting for approval in stage {stage}")
         if len(pending) > 1:
-            ids = ", ".join(p.release_id[:12] for p in pending)
-            raise ApprovalMissing(f"several releases wait in stage {stage} ({ids}); name one with --release")
+            raise ApprovalMissing(f"several releases wait in stage {stage} ({waiting}); name one with --release")
         return pending[0]
     if len(release_prefix) < 7:
         raise ApprovalMissing(f"--release {release_prefix}: give at least 7 characters of the release id")
     found = [p for p in pending if p.release_id.startswith(release_prefix)]
-    if not found:
-        waiting = ", ".join(p.release_id[:12] for p in pending)
+    if len(found) > 1:
+        matches = ", ".join(p.release_id[:16] for p in found)
+        raise ApprovalMissing(f"--release {release_prefix} matches several waiting releases ({matches}); give more")
+    if found:
+        return found[0]
+    earlier = [a for a in decided or [] if a.release_id.startswith(release_prefix) and a.status != "waiting"]
+    if earlier:
+        last = earlier[-1]
         raise ApprovalMissing(
-            f"release {release_prefix} is not the one waiting in stage {stage} (waiting: {waiting}); refusing"
+            f"release {last.release_id[:12]} is not waiting in stage {stage}: it was {last.status} by"
+            f" {last.decided_by} at {last.decided_at}" + (f" (waiting: {waiting})" if pending else "")
         )
-    return found[0]
+    raise ApprovalMissing(
+        f"release {release_prefix} is not waiting for approval in stage {stage}; "
+        + (f"waiting: {waiting}" if pending else "nothing is waiting there")
+    )
 
 
 def pending_approvals(stage: StageConfig, target: Target) -> list[PendingApproval]:
@@ -87,7 +100,8 @@ def decide(
     stage: StageConfig, target: Target, *, approved: bool, release_prefix: str | None, summary: str | None
 ) -> PendingApproval:
     """Approve or reject the waiting release that matches release_prefix (or the only one waiting)."""
-    chosen = _match(pending_approvals(stage, target), release_prefix, stage.stage)
+    decided = LocalState(target.local_dir).approvals(stage.stage) if target.local_dir is not None else None
+    chosen = _match(pending_approvals(stage, target), release_prefix, stage.stage, decided)
     text = f"release {chosen.release_id}: {summary or ('approved' if approved else 'rejected')}"
     if target.is_local:
         assert target.local_dir is not None

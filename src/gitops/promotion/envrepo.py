@@ -1,24 +1,29 @@
 """Environment repositories: read the release a stage holds, and move it with one atomic push.
 
 An env repo holds the stage's current release under release/; its git history is the stage's
-deploy history. Every update is a single fast-forward push of one commit: a crash at any point
-leaves the remote at the old release or the new one, and a lost race is retried against the new
-head, converging instead of duplicating (docs/design.md §7.3, §7.4).
+deploy history. A stage holds a release only when its head commit names it in its own Release-Id
+trailer and its release/ tree is exactly that release, every byte.
+
+Every update is one commit pushed as a compare-and-swap on the head it was made from: a crash at
+any point leaves the remote at the old release or the new one, and a lost race is retried against
+the new head only after the caller's guard accepts what that head holds now (docs/design.md §7.3,
+§7.4). Clones live in the machine's scratch work directory (gitops.machine.scratch).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops.errors import GitopsError
-from gitops.release.manifest import MANIFEST, ReleaseManifest, load_release, read_manifest
+from gitops.errors import GitopsError, ReleaseError
+from gitops.machine import scratch
+from gitops.release.manifest import MANIFEST, ReleaseManifest, load_release
 
 RELEASE_DIR = "release"
 BRANCH = "main"
@@ -29,6 +34,10 @@ _VERBATIM = ("-c", "core.excludesFile=/dev/null", "-c", "core.autocrlf=false", "
 
 class EnvRepoError(GitopsError):
     hint = "check the environment repository URL and your git credentials (git-remote-codecommit on AWS)"
+
+
+class TamperedEnvRepo(ReleaseError):
+    """An env repo's head does not hold, every byte, the release its own trailer names."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,27 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Head:
+    """What an env repo's head commit holds."""
+
+    commit: str
+    trailer: str | None  # the Release-Id trailer of the head commit itself
+    manifest: ReleaseManifest | None  # the release under release/, verified in full; None if none or not intact
+    problem: str | None = None  # why release/ is not the trailer's release, every byte (None: it is, or empty)
+
+    @property
+    def release_id(self) -> str | None:
+        """The release the stage holds: the head names it and its tree is exactly it (else None)."""
+        return self.manifest.release_id if self.manifest is not None and self.problem is None else None
+
+
+@dataclass(frozen=True)
 class PushResult:
     commit: str
     release_id: str
     changed: bool  # False when the repo already held this release (idempotent re-run)
     attempts: int
+    previous_release_id: str | None  # what the head this commit was pushed onto held (or the head, if unchanged)
 
 
 # AWS credentials git-remote-codecommit uses for the repository at hand (empty: the caller's own).
@@ -108,13 +133,55 @@ def clone(url: str, into: Path, depth: int | None = 1) -> Path:
     return into
 
 
+def _head_trailer(work: Path) -> str | None:
+    out = git("log", "-1", f"--format=%(trailers:key={TRAILER},valueonly,separator=)", cwd=work).stdout.strip()
+    return out or None
+
+
+def read_head(work: Path) -> Head:
+    """The release a clone's head commit holds, checked: its own trailer, and release/ as that release."""
+    commit = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    trailer = _head_trailer(work)
+    release = work / RELEASE_DIR
+    if not (release / MANIFEST).exists():
+        return Head(commit, trailer, None, f"release/{MANIFEST} is missing" if trailer else None)
+    try:
+        manifest = load_release(release)
+    except GitopsError as exc:
+        return Head(commit, trailer, None, str(exc).replace(str(work) + "/", ""))
+    if trailer != manifest.release_id:
+        named = f"names release {trailer[:12]}" if trailer else "names no release"
+        return Head(commit, trailer, manifest, f"head commit {commit[:10]} {named}, its tree holds {manifest.short_id}")
+    return Head(commit, trailer, manifest)
+
+
+def head_of(url: str) -> Head:
+    """The head of the env repo at url, and the release it holds."""
+    with scratch("env") as tmp:
+        return read_head(clone(url, tmp / "repo"))
+
+
 def current_release(url: str) -> tuple[str, ReleaseManifest | None]:
-    """(head commit, manifest of the release it holds or None for a freshly seeded repo)."""
-    with tempfile.TemporaryDirectory(prefix="gitops-env-") as tmp:
-        work = clone(url, Path(tmp) / "repo")
-        head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
-        release = work / RELEASE_DIR
-        return head, (read_manifest(release) if (release / MANIFEST).exists() else None)
+    """(head commit, the release it holds, None for a freshly seeded or tampered repo)."""
+    head = head_of(url)
+    return head.commit, (head.manifest if head.release_id else None)
+
+
+def tamper_hint(url: str, head: Head) -> str:
+    return (
+        f"restore the env repo to its last published commit: `git revert {head.commit[:10]}` in a clone of {url}"
+        " (or `gitops rollback` to a release of its history), then push; never edit release/ by hand"
+    )
+
+
+def require_intact(url: str, head: Head, stage: str) -> ReleaseManifest:
+    """The release the head holds, or an error saying why the stage holds none and how to mend it."""
+    if head.release_id is None:
+        if head.problem:
+            raise TamperedEnvRepo(f"stage {stage}: {head.problem}", hint=tamper_hint(url, head))
+        raise EnvRepoError(f"stage {stage} holds no release yet", hint="`gitops publish` a release to it first")
+    assert head.manifest is not None
+    return head.manifest
 
 
 def checkout_head(url: str, into: Path) -> Path:
@@ -122,12 +189,28 @@ def checkout_head(url: str, into: Path) -> Path:
     return clone(url, into)
 
 
+def copy_head_release(url: str, stage: str, into: Path) -> Path | None:
+    """Copy the release the env repo's head holds into `into`; None if it holds none yet (freshly seeded).
+
+    A head whose tree is not, every byte, the release its own trailer names is refused (TamperedEnvRepo).
+    """
+    with scratch("head") as tmp:
+        work = checkout_head(url, tmp / "repo")
+        head = read_head(work)
+        if head.trailer is None and head.manifest is None and head.problem is None:
+            return None
+        require_intact(url, head, stage)
+        shutil.copytree(work / RELEASE_DIR, into)
+    load_release(into)
+    return into
+
+
 def history(url: str, limit: int = 50) -> list[Deployment]:
     """The env repo's deployments, newest first (commits whose trailer names a release)."""
-    with tempfile.TemporaryDirectory(prefix="gitops-env-") as tmp:
-        work = clone(url, Path(tmp) / "repo", depth=None)
+    with scratch("env") as tmp:
+        work = clone(url, tmp / "repo", depth=None)
         fmt = f"%H%x1f%(trailers:key={TRAILER},valueonly,separator=)%x1f%s%x1f%cI"
-        out = git("log", f"-{limit}", f"--format={fmt}", cwd=work).stdout
+        out = git("log", "--first-parent", f"-{limit}", f"--format={fmt}", cwd=work).stdout
     deployments = []
     for line in out.splitlines():
         commit, release_id, subject, date = line.split("\x1f")
@@ -142,8 +225,8 @@ def release_at(url: str, release_id: str, into: Path) -> Path:
         raise EnvRepoError(f"{url}: no deployment of release {release_id} in this environment's history")
     if len({d.release_id for d in matches}) > 1:
         raise EnvRepoError(f"{url}: release prefix {release_id} is ambiguous; give more characters")
-    with tempfile.TemporaryDirectory(prefix="gitops-env-") as tmp:
-        work = clone(url, Path(tmp) / "repo", depth=None)
+    with scratch("env") as tmp:
+        work = clone(url, tmp / "repo", depth=None)
         git("checkout", "-q", matches[0].commit, cwd=work)
         shutil.copytree(work / RELEASE_DIR, into)
     load_release(into)
@@ -152,8 +235,6 @@ def release_at(url: str, release_id: str, into: Path) -> Path:
 
 def _check_committed(work: Path, manifest: ReleaseManifest) -> None:
     """What is pushed is the commit, not the work tree: its blobs must hash as the manifest lists."""
-    import hashlib
-
     listing = git("ls-tree", "-r", "-z", "HEAD", "--", RELEASE_DIR, cwd=work).stdout.split("\0")
     blobs = {}
     for entry in filter(None, listing):
@@ -169,18 +250,17 @@ def _check_committed(work: Path, manifest: ReleaseManifest) -> None:
             raise EnvRepoError(f"the commit's release/{rel} differs from the release; nothing was pushed")
 
 
-def _holds_intact(release: Path, release_id: str) -> bool:
-    """The repo holds exactly this release, every byte (a tampered copy claiming its id is replaced)."""
-    try:
-        return load_release(release).release_id == release_id
-    except GitopsError:
-        return False
-
-
 def _replace_release(work: Path, release_dir: Path) -> None:
     target = work / RELEASE_DIR
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(release_dir, target, copy_function=shutil.copyfile)
+
+
+class PushRefused(EnvRepoError):
+    """The caller's guard refused what the env repo's head holds now (a newer release, a lost race)."""
+
+
+Guard = Callable[[Head], None]
 
 
 def push_release(
@@ -189,22 +269,26 @@ def push_release(
     subject: str,
     trailers: dict[str, str] | None = None,
     *,
-    max_attempts: int = 5,
+    guard: Guard | None = None,
+    max_attempts: int = 10,
     before_push: Callable[[Path], None] | None = None,
 ) -> PushResult:
-    """Commit release_dir as the repo's release/ and push it fast-forward, converging under races.
+    """Commit release_dir as the repo's release/ and push it as a compare-and-swap on the head read.
 
-    The release is copied byte for byte and re-verified inside the commit before the push.
+    `guard(head)` sees what the head holds before each attempt and raises to stop (PushRefused):
+    after a lost race it decides again on the new head, so a newer release is never overwritten by
+    a retry. The release is copied byte for byte and re-verified inside the commit before the push.
     `before_push` is a test hook (fault injection) called with the work tree just before pushing.
     """
     manifest = load_release(release_dir)
     for attempt in range(1, max_attempts + 1):
-        with tempfile.TemporaryDirectory(prefix="gitops-push-") as tmp:
-            work = clone(url, Path(tmp) / "repo")
-            held = work / RELEASE_DIR / MANIFEST
-            if held.exists() and _holds_intact(work / RELEASE_DIR, manifest.release_id):
-                head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
-                return PushResult(head, manifest.release_id, changed=False, attempts=attempt)
+        with scratch("push") as tmp:
+            work = clone(url, tmp / "repo")
+            head = read_head(work)
+            if head.release_id == manifest.release_id:
+                return PushResult(head.commit, manifest.release_id, False, attempt, head.release_id)
+            if guard:
+                guard(head)
             _replace_release(work, release_dir)
             if load_release(work / RELEASE_DIR).release_id != manifest.release_id:
                 raise EnvRepoError(f"{release_dir}: copy into the env repo does not reproduce the release id")
@@ -215,12 +299,16 @@ def push_release(
             _check_committed(work, manifest)
             if before_push:
                 before_push(work)
-            pushed = git("push", "-q", "origin", f"HEAD:refs/heads/{BRANCH}", cwd=work, check=False)
+            # Compare-and-swap: the remote ref moves only if it is still the head this commit was made on.
+            lease = f"--force-with-lease=refs/heads/{BRANCH}:{head.commit}"
+            ref = f"HEAD:refs/heads/{BRANCH}"
+            pushed = git("push", "-q", "--porcelain", lease, "origin", ref, cwd=work, check=False)
             if pushed.returncode == 0:
-                head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
-                return PushResult(head, manifest.release_id, changed=True, attempts=attempt)
-            if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
+                commit = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+                return PushResult(commit, manifest.release_id, True, attempt, head.release_id)
+            said = pushed.stdout + pushed.stderr
+            if not any(word in said for word in ("rejected", "stale info", "fetch first", "non-fast-forward")):
                 last = (pushed.stderr.strip().splitlines() or [""])[-1]
                 raise EnvRepoError(f"{url}: push failed: {last}")
-            # Someone else moved the branch: start over from the new head (it may hold our release).
+            # Someone else moved the branch: decide again on the new head (it may hold our release).
     raise EnvRepoError(f"{url}: push kept losing races after {max_attempts} attempts; nothing was changed")

@@ -35,13 +35,27 @@ class Evidence(Protocol):
 
 @dataclass
 class LocalEvidence:
+    """The embedded target's records, signed by this machine's engine (state.py).
+
+    Inside a local pipeline execution (PIPELINE_EXECUTION_ID set, as CodeBuild sets it) the
+    verification and the approval must both come from that execution, as on AWS.
+    """
+
     state: LocalState
+    execution_id: str | None = None
 
     def verified(self, stage: StageConfig, release_id: str) -> bool:
-        return self.state.is_verified(stage.stage, release_id)
+        record = self.state.verification(stage.stage, release_id)
+        return record is not None and (self.execution_id is None or record.execution_id == self.execution_id)
 
     def approval(self, stage: StageConfig, release_id: str) -> Approval | None:
-        return self.state.approval(stage.stage, release_id)
+        record = self.state.approval(stage.stage, release_id)
+        if record is not None and self.execution_id is not None and record.execution_id != self.execution_id:
+            raise ApprovalMissing(
+                f"release {release_id[:12]} was approved in stage {stage.stage} by execution {record.execution_id},"
+                f" not by this execution ({self.execution_id}); refusing"
+            )
+        return record
 
 
 def execution_release_id(stage: StageConfig, target: Target, execution_id: str | None, session: Any = None) -> str:
@@ -122,7 +136,7 @@ class PipelineEvidence:
 def evidence_for(target: Target) -> Evidence:
     if target.is_local:
         assert target.local_dir is not None
-        return LocalEvidence(LocalState(target.local_dir))
+        return LocalEvidence(LocalState(target.local_dir), os.environ.get(EXECUTION_ENV) or None)
     execution_id = os.environ.get(EXECUTION_ENV)
     if not execution_id:
         raise EvidenceError(

@@ -2,22 +2,23 @@
 
 publish: a scanned release into the first stage's repository.
 promote: the release a stage holds, byte for byte, into the next stage's repository, only if it
-passed scan, was deployed and verified in the source stage, and was approved for exactly its id
-(docs/design.md §7). Rollback republishes a release from the stage's own history.
+passed scan, was deployed and verified in the source stage, was approved for exactly its id, and
+is newer in the source stage's history than what the next stage holds (forward only; lineage.py).
+Rollback republishes a release from the stage's own history (docs/design.md §7).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
+from gitops.machine import scratch
 from gitops.promotion import envrepo
 from gitops.promotion.evidence import Evidence, require_approved
+from gitops.promotion.lineage import Lineage
 from gitops.release.manifest import load_release, load_stage_config_from_release
 from gitops.scan.attestation import require_gate
 from gitops.target import Target
@@ -27,6 +28,12 @@ class PromotionRefused(GitopsError):
     hint = "promote only a release that was scanned, deployed and verified, and approved for its exact id"
 
 
+class PromotionLost(PromotionRefused):
+    """Another promotion moved the target stage to a newer release while this one ran."""
+
+    hint = "nothing to do for this release: the stage holds a newer one (`gitops status`)"
+
+
 @dataclass(frozen=True)
 class MoveResult:
     stage: str
@@ -34,6 +41,7 @@ class MoveResult:
     commit: str
     changed: bool
     previous_release_id: str | None
+    superseded_by: str | None = None  # promote: the newer release the source stage holds now, if any
 
 
 def first_stage(stages: dict[str, StageConfig]) -> StageConfig:
@@ -47,10 +55,48 @@ def publish_release(release_dir: Path, stage: str, target: Target, source_commit
     manifest = load_release(release_dir)
     cfg = load_stage_config_from_release(release_dir, stage)
     url = target.env_repo_url(cfg)
-    _, held = envrepo.current_release(url)
     trailers = {"Source-Commit": source_commit or manifest.source_commit or "unknown"}
     pushed = envrepo.push_release(url, release_dir, f"Release {manifest.short_id}", trailers)
-    return MoveResult(stage, manifest.release_id, pushed.commit, pushed.changed, held.release_id if held else None)
+    return MoveResult(stage, manifest.release_id, pushed.commit, pushed.changed, pushed.previous_release_id)
+
+
+def source_lineage(url: str, stage: str) -> Lineage:
+    return Lineage.from_history(stage, envrepo.history(url, limit=100_000))
+
+
+def _forward_only(release_id: str, to_stage: str, lineage: Lineage, source_url: str) -> envrepo.Guard:
+    """The guard of a promotion's push: the target stage moves only to a release newer in dev's order."""
+    seen: list[str | None] = []
+    short = release_id[:12]
+
+    def guard(head: envrepo.Head) -> None:
+        nonlocal lineage
+        held = head.release_id or head.trailer
+        seen.append(held)
+        if held is None:
+            return
+        if not lineage.knows(held):  # published to the source stage after we read its history?
+            lineage = source_lineage(source_url, lineage.stage)
+        if not lineage.knows(held):
+            raise PromotionRefused(
+                f"stage {to_stage} holds release {held[:12]}, which {lineage.stage}'s history does not contain:"
+                f" cannot tell whether {short} is newer; refusing",
+                hint=f"check {to_stage}'s env repo history (`gitops status`); a downgrade is `gitops rollback`",
+            )
+        if not lineage.newer(held, release_id):
+            return
+        if held == seen[0]:
+            raise PromotionRefused(
+                f"release {short} is older than release {held[:12]} that {to_stage} holds ({lineage.stage}'s order):"
+                " promote only moves forward",
+                hint=f"to go back, `gitops rollback --stage {to_stage} --to {short}` (from {to_stage}'s own history)",
+            )
+        raise PromotionLost(
+            f"lost the race: {to_stage} now holds release {held[:12]}, newer than {short} in {lineage.stage}'s"
+            f" order, pushed by another promotion; {short} was not promoted"
+        )
+
+    return guard
 
 
 def promote_release(
@@ -62,56 +108,57 @@ def promote_release(
     *,
     before_push: Callable[[Path], None] | None = None,
 ) -> MoveResult:
-    """Copy the source stage's release into the target stage's repository, after every check."""
+    """Copy a release the source stage holds (or held) into the next stage's repository, forward only.
+
+    The release must be in the source stage's history, verified and approved there for exactly its
+    id, and newer in that history than what the target stage holds; the push is a compare-and-swap
+    whose retries re-check that, so two racing promotions end on the newer release.
+    """
     require_gate(release_dir)
     manifest = load_release(release_dir)
     source = load_stage_config_from_release(release_dir, from_stage)
     dest = load_stage_config_from_release(release_dir, to_stage)
     if source.promote_to != to_stage:
         raise PromotionRefused(f"stage {from_stage} promotes to {source.promote_to or 'nothing'}, not to {to_stage}")
-    published = [d.release_id for d in envrepo.history(target.env_repo_url(source), limit=1000)]
-    if manifest.release_id not in published:
+    source_url = target.env_repo_url(source)
+    lineage = source_lineage(source_url, from_stage)
+    if not lineage.knows(manifest.release_id):
         raise PromotionRefused(f"release {manifest.short_id} was never published to {from_stage}")
     if not evidence.verified(source, manifest.release_id):
         raise PromotionRefused(f"release {manifest.short_id} was not deployed and verified in {from_stage}")
     approval = require_approved(evidence, source, manifest.release_id)
-    url = target.env_repo_url(dest)
-    trailers = {
-        "Promoted-From": from_stage,
-        "Approved-By": approval.decided_by or "unknown",
-    }
+    trailers = {"Promoted-From": from_stage, "Approved-By": approval.decided_by or "unknown"}
+    if approval.execution_id:
+        trailers["Approval-Execution"] = approval.execution_id
     with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
-        _, held = envrepo.current_release(url)
         pushed = envrepo.push_release(
-            url,
+            target.env_repo_url(dest),
             release_dir,
             f"Promote release {manifest.short_id} from {from_stage}",
             trailers,
+            guard=_forward_only(manifest.release_id, to_stage, lineage, source_url),
             before_push=before_push,
         )
-    return MoveResult(to_stage, manifest.release_id, pushed.commit, pushed.changed, held.release_id if held else None)
+    newer = lineage.head if lineage.head != manifest.release_id else None
+    return MoveResult(
+        to_stage, manifest.release_id, pushed.commit, pushed.changed, pushed.previous_release_id, superseded_by=newer
+    )
 
 
 def held_release(stage: StageConfig, target: Target, into: Path) -> Path:
-    """A working copy of the release the stage's env repository holds now (for promote / deploy)."""
-    with tempfile.TemporaryDirectory(prefix="gitops-held-") as tmp:
-        work = envrepo.checkout_head(target.env_repo_url(stage), Path(tmp) / "repo")
-        release = work / envrepo.RELEASE_DIR
-        if not release.exists():
-            raise PromotionRefused(f"stage {stage.stage} holds no release yet (publish one first)")
-        shutil.copytree(release, into)
-    load_release(into)
+    """A copy of the release the stage's env repository holds now: its head names it and holds it whole."""
+    if envrepo.copy_head_release(target.env_repo_url(stage), stage.stage, into) is None:
+        raise PromotionRefused(f"stage {stage.stage} holds no release yet (publish one first)")
     return into
 
 
 def rollback_stage(stage: StageConfig, release_prefix: str, target: Target) -> MoveResult:
     """Republish a release from the stage's own history as a new commit (history stays linear)."""
     url = target.env_repo_url(stage)
-    _, held = envrepo.current_release(url)
-    previous = held.release_id if held else None
-    with tempfile.TemporaryDirectory(prefix="gitops-rollback-") as tmp:
-        release = envrepo.release_at(url, release_prefix, Path(tmp) / "release")
+    with scratch("rollback") as tmp:
+        release = envrepo.release_at(url, release_prefix, tmp / "release")
         manifest = load_release(release)
+        previous = envrepo.head_of(url)
         subject = f"Roll back to release {manifest.short_id}"
-        pushed = envrepo.push_release(url, release, subject, {"Rollback-From": previous or "none"})
-    return MoveResult(stage.stage, manifest.release_id, pushed.commit, pushed.changed, previous)
+        pushed = envrepo.push_release(url, release, subject, {"Rollback-From": previous.release_id or "none"})
+    return MoveResult(stage.stage, manifest.release_id, pushed.commit, pushed.changed, pushed.previous_release_id)

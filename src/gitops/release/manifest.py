@@ -20,6 +20,11 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION: Literal[2] = 2
 # The reviewed policy travels with the release, covered by its id: a stage scans with it, never a local copy.
 RELEASE_POLICY = "policy.yaml"
+# A release is never edited: what mends a changed one depends on where it lives.
+TAMPER_HINT = (
+    "a rendered release: re-run `gitops render`; an env repo's release/: restore its last published commit"
+    " (`git revert` the edit, or `gitops rollback`); never edit a release by hand"
+)
 
 
 class _Model(BaseModel):
@@ -143,18 +148,17 @@ def load_release(release_dir: Path) -> ReleaseManifest:
     missing = sorted(set(manifest.files) - set(on_disk))
     extra = sorted(set(on_disk) - set(manifest.files))
     if missing:
-        raise ReleaseError(f"{release_dir}: file listed in the manifest is missing: {missing[0]}")
+        raise ReleaseError(f"{release_dir}: file listed in the manifest is missing: {missing[0]}", hint=TAMPER_HINT)
     if extra:
-        raise ReleaseError(f"{release_dir}: file not listed in the manifest: {extra[0]}")
+        raise ReleaseError(f"{release_dir}: file not listed in the manifest: {extra[0]}", hint=TAMPER_HINT)
     for rel, expected in manifest.files.items():
         if sha256_bytes(on_disk[rel].read_bytes()) != expected:
-            raise ReleaseError(f"{release_dir / rel}: content differs from the manifest's sha256")
+            raise ReleaseError(f"{release_dir / rel}: content differs from the manifest's sha256", hint=TAMPER_HINT)
     if compute_release_id(manifest) != manifest.release_id:
         raise ReleaseError(
             f"{release_dir / MANIFEST}: release_id {manifest.short_id} does not match the manifest's content"
             " (a field was edited after render)",
-            hint="restore the release as rendered or published (`git checkout` the env repo's last published"
-            " commit); never edit a release by hand",
+            hint=TAMPER_HINT,
         )
     return manifest
 

@@ -13,13 +13,8 @@ only attestation a build can find is one its own scan wrote.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import hmac
 import json
-import os
-import secrets
-import stat
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -29,12 +24,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gitops.errors import GitopsError
 from gitops.files import atomic_write
+from gitops.machine import sign, signed_by_this_machine, state_dir
 from gitops.progress import Progress
 from gitops.release.manifest import RELEASE_POLICY, load_release
 from gitops.scan.scanner import installed_version
 
-STATE_DIR_ENV = "GITOPS_STATE_DIR"
-KEY_FILE = "attestation.key"
 RECORDS_DIR = "attestations"
 # Scanners whose version decides a verdict; an attestation made with other versions is not reused.
 # cdk-nag ran during render: its version is part of the release, so the release id covers it.
@@ -49,9 +43,9 @@ class GateRefused(GitopsError):
 
 
 class AttestationError(GitopsError):
-    """The attestation key or store is unusable."""
+    """The attestation store is unusable."""
 
-    hint = "delete the named file: a new key is created on the next scan (earlier attestations then count for nothing)"
+    hint = "delete the named file: the next scan writes a new attestation"
 
 
 class Attestation(BaseModel):
@@ -72,46 +66,8 @@ class Attestation(BaseModel):
         return json.dumps(self.model_dump(mode="json", exclude={"mac"}), sort_keys=True).encode()
 
 
-def state_dir() -> Path:
-    """This machine's (this user's) state: outside any checkout, so no repository can carry a key in."""
-    override = os.environ.get(STATE_DIR_ENV)
-    if override:
-        return Path(override).absolute()
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "gitops"
-
-
-def _key(create: bool) -> bytes | None:
-    path = state_dir() / KEY_FILE
-    if not path.exists():
-        if not create:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):  # another scan created it first: use that one
-                os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AttestationError(
-            f"{path}: the attestation key is readable by other users or not owned by this user (mode"
-            f" {stat.S_IMODE(info.st_mode):04o}); a key others can read proves nothing"
-        )
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise AttestationError(f"{path}: not an attestation key ({len(key)} bytes, expected 32)")
-    return key
-
-
-def _sign(key: bytes, attestation: Attestation) -> str:
-    return hmac.new(key, attestation.body(), hashlib.sha256).hexdigest()
+def _sign(attestation: Attestation) -> str:
+    return sign(attestation.body())
 
 
 def _record_path(release_id: str, policy_sha256: str) -> Path:
@@ -154,8 +110,6 @@ def record_attestation(
     rules: list[str],
 ) -> Attestation:
     """Sign and store a scan's verdict (the scan calls this; nothing else should)."""
-    key = _key(create=True)
-    assert key is not None
     unsigned = Attestation(
         release_id=release_id,
         policy_sha256=policy_sha256,
@@ -166,7 +120,7 @@ def record_attestation(
         rules=rules[:10],
         scanned_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    signed = unsigned.model_copy(update={"mac": _sign(key, unsigned)})
+    signed = unsigned.model_copy(update={"mac": _sign(unsigned)})
     path = _record_path(release_id, policy_sha256)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write(path, signed.model_dump_json(indent=2) + "\n")
@@ -180,8 +134,7 @@ def find_attestation(release_id: str, policy_sha256: str) -> Attestation | None:
         found = Attestation.model_validate_json(path.read_bytes())
     except (FileNotFoundError, ValidationError, ValueError):
         return None
-    key = _key(create=False)
-    if key is None or not hmac.compare_digest(found.mac, _sign(key, found)):
+    if not signed_by_this_machine(found.body(), found.mac):
         return None  # edited by hand, or signed by another machine's key
     if (found.release_id, found.policy_sha256) != (release_id, policy_sha256):
         return None
