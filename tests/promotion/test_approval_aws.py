@@ -262,3 +262,67 @@ def test_promotion_pushes_as_the_target_accounts_role(monkeypatch):
         )
         assert identity["Account"] == prod.account
         assert Target("aws").repo_credentials(DEV) == {}  # the source stage's own repo: the build's own role
+
+
+@dataclass(frozen=True)
+class StubbedWithRepos(StubbedTarget):
+    """CodePipeline and CodeCommit's API through the Stubber; the env repositories' git as bare repos here."""
+
+    repos: Path | None = None
+
+    def env_repo_url(self, stage) -> str:
+        assert self.repos is not None
+        return str(self.repos / "repos" / f"{stage.stage}.git")
+
+    def repo_credentials(self, stage) -> dict[str, str]:
+        return {}
+
+
+def _aws_promotion(tmp_path: Path):
+    """A release published to dev's repo, and a Promote action's evidence for its execution on AWS."""
+    from promotion_env import make_env, make_release
+
+    from gitops.promotion.promote import publish_release
+
+    local_target, _, _ = make_env(tmp_path)
+    base = _stubbed()
+    target = StubbedWithRepos("aws", stubs=base.stubs, repos=local_target.local_dir)
+    release = tmp_path / "release"
+    manifest = make_release(release, "aws")
+    publish_release(release, "dev", target)
+    _expect_execution_source(target, manifest.release_id)
+    _expect_actions(target, "Succeeded")  # verified
+    _expect_actions(target, "Succeeded")  # approved
+    return target, release, manifest, PipelineEvidence(target, EXECUTION)
+
+
+def test_promote_on_aws_records_the_execution_and_the_approver_codepipeline_names(tmp_path):
+    from gitops.promotion import envrepo
+    from gitops.promotion.promote import promote_release
+
+    target, release, manifest, evidence = _aws_promotion(tmp_path)
+    result = promote_release(release, "dev", "prod", target, evidence)
+    assert result.changed and result.release_id == manifest.release_id
+    work = envrepo.clone(target.env_repo_url(load_stages(ROOT)["prod"]), tmp_path / "prod")
+    message = envrepo.git("log", "-1", "--format=%B", cwd=work).stdout
+    assert f"Approval-Execution: {EXECUTION}" in message
+    assert "Approved-By: arn:aws:iam::111111111111:user/approver" in message  # from AWS, not a settable field
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def test_promote_on_aws_refuses_a_downgrade_before_any_push(tmp_path):
+    from promotion_env import make_release
+
+    from gitops.promotion import envrepo
+    from gitops.promotion.promote import PromotionRefused, promote_release, publish_release
+
+    target, old_release, old, evidence = _aws_promotion(tmp_path)
+    newer = tmp_path / "newer"
+    new = make_release(newer, "newer")
+    publish_release(newer, "dev", target)
+    prod = load_stages(ROOT)["prod"]
+    envrepo.push_release(target.env_repo_url(prod), newer, "promoted earlier")  # prod already holds the newer
+    with pytest.raises(PromotionRefused, match=f"release {old.short_id} is older than release {new.short_id}"):
+        promote_release(old_release, "dev", "prod", target, evidence)
+    _, held = envrepo.current_release(target.env_repo_url(prod))
+    assert held is not None and held.release_id == new.release_id
