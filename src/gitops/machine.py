@@ -4,7 +4,7 @@ The state directory is outside any checkout (no repository can carry a key in). 
 only this machine's engine may vouch for: scan attestations, and on the embedded target the
 approvals and verifications its pipeline runner records. A record edited or written by hand fails
 the MAC. The key's authority is this user account's: whoever can read a 0600 file of this user can
-sign (docs/design.md §6).
+sign (docs/design.md §7, rule 6).
 
 Scratch directories (clones of env repositories, held releases) live under one work directory,
 named after the process that made them: a run that is killed leaves its directory behind, and the
