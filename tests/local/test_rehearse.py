@@ -140,7 +140,7 @@ def test_approval_from_a_second_terminal_promotes(repo: Path):
     proc = start_rehearsal(repo)
     release_id = wait_for_gate(repo, proc)
     wrong = gitops(repo, "approve", "--release", "0" * 12, "--target", "local")
-    assert wrong.returncode == 1 and "is not the one waiting" in wrong.stderr
+    assert wrong.returncode == 1 and "is not waiting for approval in stage dev; waiting: " in wrong.stderr
     approved = gitops(repo, "approve", "--release", release_id[:12], "--summary", "ok", "--target", "local")
     assert approved.returncode == 0, approved.stderr
     stdout, stderr = proc.communicate(timeout=300)
