@@ -9,7 +9,7 @@ from gitops.config import StageConfig
 from infra import names
 from infra.roles.arns import StageArns
 from infra.roles.role import codebuild_principal, stage_role
-from infra.roles.statements import allow, build_basics, stacks_read
+from infra.roles.statements import allow, build_basics, in_region, stacks_read
 
 
 def create(scope: Construct, cfg: StageConfig, key_arn: str) -> iam.Role:
@@ -36,4 +36,49 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
         allow(["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [arns.endpoint], sid="SmokeTestEndpoint"),
         allow(["sagemaker:DescribeEndpointConfig"], [arns.sagemaker("endpoint-config/*")], sid="ReadEndpointConfig"),
         allow(["sagemaker:DescribeModelPackageGroup"], [arns.model_package_group], sid="ReadModelPackageGroup"),
+        *live_read(cfg, arns, key_arn),
+    ]
+
+
+# What verify reads back (gitops.deploy.live) and CloudFormation's drift detection, which reads each
+# resource with the caller's permissions: read-only. EC2, alarm, scaling and log-group describes have
+# no resource-level permissions; resources verify cannot read show as "drift detection incomplete".
+_UNSCOPED_READS = [
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "cloudformation:DescribeStackDriftDetectionStatus",
+    "cloudwatch:DescribeAlarms",
+    "ec2:DescribeFlowLogs",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcAttribute",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcs",
+    "logs:DescribeLogGroups",
+]
+_BUCKET_READS = [
+    "s3:GetBucketLogging",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+]
+
+
+def live_read(cfg: StageConfig, arns: StageArns, key_arn: str) -> list[iam.PolicyStatement]:
+    return [
+        allow(
+            ["cloudformation:DetectStackDrift", "cloudformation:DescribeStackResourceDrifts"],
+            [arns.stacks],
+            sid="DetectStackDrift",
+        ),
+        allow(_UNSCOPED_READS, ["*"], in_region(cfg), sid="ReadBackUnscoped"),
+        allow(_BUCKET_READS, [arns.artifact_bucket], sid="ReadBackBucket"),
+        allow(["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus"], [key_arn], sid="ReadBackKey"),
     ]

@@ -22,6 +22,8 @@ CloudFormation's own drift detection with property paths.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -428,6 +430,27 @@ def read_back(clients: Any, stack_name: str, template: dict, *, region: str, acc
     return readings
 
 
+# --------------------------------------------------------------------------- asset content
+
+
+def object_sha256(s3: Any, bucket: str, key: str) -> tuple[str, str, dict]:
+    """(sha256 hex of the object's bytes, how it was learned, the HEAD response); never user metadata.
+
+    S3's own ChecksumSHA256 (asked for with ChecksumMode) is computed by S3 from the bytes it
+    stored; a composite checksum of a multipart upload ("...-N") or none at all means the bytes
+    are downloaded and hashed here. Metadata anyone can set with the object is not looked at.
+    """
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    checksum = head.get("ChecksumSHA256")
+    if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+        return base64.b64decode(checksum).hex(), "S3's ChecksumSHA256", head
+    digest = hashlib.sha256()
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest(), "hashed from its bytes", head
+
+
 # --------------------------------------------------------------------------- CloudFormation drift (AWS)
 
 
@@ -447,8 +470,14 @@ class ResourceDrift:
         return f"{self.logical_id} ({self.resource_type}) {self.status}" + (f": {what}" if what else "")
 
 
-def detect_drift(cfn: Any, stack_name: str, *, delay: float = 5.0, timeout: float = 600.0) -> list[ResourceDrift]:
-    """CloudFormation's own drift detection of one stack: the drifted resources with their property paths."""
+def detect_drift(
+    cfn: Any, stack_name: str, *, delay: float = 5.0, timeout: float = 600.0
+) -> tuple[list[ResourceDrift], str | None]:
+    """CloudFormation's own drift detection of one stack: (drifted resources with property paths, why incomplete).
+
+    A detection that failed for some resources (DETECTION_FAILED, e.g. one the caller cannot read)
+    still reports the others: the reason comes back as the second value, for verify to show.
+    """
     detection = cfn.detect_stack_drift(StackName=stack_name)["StackDriftDetectionId"]
     deadline = time.monotonic() + timeout
     while True:
@@ -458,8 +487,9 @@ def detect_drift(cfn: Any, stack_name: str, *, delay: float = 5.0, timeout: floa
         if time.monotonic() > deadline:
             raise DriftDetectionFailed(f"{stack_name}: drift detection still running after {timeout:.0f}s")
         time.sleep(delay)
+    incomplete = None
     if status["DetectionStatus"] == "DETECTION_FAILED":
-        raise DriftDetectionFailed(f"{stack_name}: drift detection failed: {status.get('DetectionStatusReason', '')}")
+        incomplete = status.get("DetectionStatusReason") or "no reason given"
     drifts: list[ResourceDrift] = []
     request: dict[str, Any] = {"StackName": stack_name, "StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"]}
     while True:  # not a paginator in botocore: NextToken by hand
@@ -477,4 +507,4 @@ def detect_drift(cfn: Any, stack_name: str, *, delay: float = 5.0, timeout: floa
         if not page.get("NextToken"):
             break
         request["NextToken"] = page["NextToken"]
-    return drifts
+    return drifts, incomplete
