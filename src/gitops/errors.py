@@ -68,6 +68,24 @@ class ReleaseError(GitopsError):
     hint = "re-run `gitops render` to produce a complete release"
 
 
+class DeployError(GitopsError):
+    """A stage cannot be deployed: wrong account, missing bootstrap, bad release input."""
+
+    hint = "fix the named input (or credentials) and re-run `gitops deploy`; nothing was changed after the failing step"
+
+
+class TemplateError(DeployError):
+    """A template CloudFormation would reject (moto would not): found before any AWS call."""
+
+    hint = "fix the named resource under infra/ and re-render the release"
+
+
+class DeployFailed(DeployError):
+    """A deploy started and stopped at a failing step (the report says which and why)."""
+
+    hint = "read the stack's events in the CloudFormation console; fix and re-run `gitops deploy` (it converges)"
+
+
 def aws_error_text(exc: BaseException) -> str:
     """One line from a botocore error (moto sometimes answers with JSON botocore cannot parse)."""
     response = getattr(exc, "response", None)

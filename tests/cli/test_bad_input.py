@@ -16,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from release_builder import build_release
 
 from gitops.config import load_stages
-from gitops.release.manifest import StageSummary, seal_manifest, stage_config_path, write_release_dir
+from gitops.release.manifest import StageSummary, stage_config_path
 from gitops.release.pipelines import canonical_json
 
 LIMIT = 200
@@ -53,8 +54,7 @@ def checkout(tmp_path_factory, checkout_copy) -> Path:
         n: StageSummary(account=c.account, region=c.region, promote_to=c.promote_to, stacks={}, pipelines={})
         for n, c in stages.items()
     }
-    manifest = seal_manifest(files, stages=summaries, engine_wheel="assets/none/sagemaker_gitops.whl")
-    write_release_dir(root / "release", files, manifest)
+    build_release(root / "release", files, summaries, engine_wheel="assets/none/sagemaker_gitops.whl", scanned=False)
     return root
 
 

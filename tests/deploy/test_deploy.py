@@ -6,6 +6,7 @@ slow test deploys and verifies the real rendered release for the dev stage.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -16,28 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from release_attestation import attest_scanned
+from release_builder import build_release, stack_summary
 
 from gitops.config import StageConfig
-from gitops.deploy.apply import (
-    DeployError,
-    DeployFailed,
-    TemplateError,
-    deploy_stage,
-    embedded_projection,
-    plan_stage,
-    stack_order,
-    validate_template,
-)
+from gitops.deploy.apply import deploy_stage
+from gitops.deploy.order import stack_order
+from gitops.deploy.plan import plan_stage
+from gitops.deploy.templates import validate_template
+from gitops.errors import DeployError, DeployFailed, TemplateError
 from gitops.local.embedded import start_server, stop_server
+from gitops.local.projection import embedded_projection
 from gitops.release.assets import sha256_bytes
 from gitops.release.manifest import (
     PipelineSummary,
-    StackSummary,
     StageSummary,
-    seal_manifest,
     stage_config_path,
-    write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
@@ -51,6 +45,7 @@ STEP_PATH = f"assets/{sha256_bytes(STEP_CODE)}/preprocess.py"
 CDK_ASSET = b"PK-not-really-a-zip"
 CDK_ASSET_PATH = f"assets/{sha256_bytes(CDK_ASSET)}/handler.zip"
 
+DECLARED_DEPENDENCIES = {"MLOps": ["Base"], "Inference": ["Base", "MLOps"]}
 BOOTSTRAP_PARAMETER = {
     "BootstrapVersion": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/cdk-bootstrap/hnb659fds/version"}
 }
@@ -109,6 +104,12 @@ def mlops_template() -> dict:
                 "Type": "AWS::S3::Bucket",
                 "Properties": {
                     "BucketName": BUCKET,
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": True,
+                        "BlockPublicPolicy": True,
+                        "IgnorePublicAcls": True,
+                        "RestrictPublicBuckets": True,
+                    },
                     "BucketEncryption": {
                         "ServerSideEncryptionConfiguration": [
                             {
@@ -217,15 +218,15 @@ def make_release(
             key = f"{sha256_bytes(CDK_ASSET)}.zip"
             bucket = "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"
             assets.append({"asset_id": "a1", "release_path": CDK_ASSET_PATH, "bucket": bucket, "key": key})
-        files[f"stages/dev/templates/{name}.assets.json"] = canonical_json({"stack_name": stack_name, "files": assets})
-        types: dict[str, int] = {}
-        for res in template["Resources"].values():
-            types[res["Type"]] = types.get(res["Type"], 0) + 1
-        stacks[name] = StackSummary(stack_name=stack_name, resources=sum(types.values()), resource_types=types)
-    manifest = seal_manifest(
+        # As render records them from the cloud assembly: Inference serves what MLOps trains.
+        depends_on = [d for d in DECLARED_DEPENDENCIES.get(name, []) if d in templates]
+        doc = {"stack_name": stack_name, "files": assets, "depends_on": depends_on}
+        files[f"stages/dev/templates/{name}.assets.json"] = canonical_json(doc)
+        stacks[name] = stack_summary(stack_name, template)
+    build_release(
+        out,
         files,
-        engine_wheel="assets/x/engine.whl",
-        stages={
+        {
             "dev": StageSummary(
                 account=account,
                 region=REGION,
@@ -237,8 +238,6 @@ def make_release(
             )
         },
     )
-    write_release_dir(out, files, manifest)
-    attest_scanned(out)
     return out
 
 
@@ -285,7 +284,7 @@ def target(moto_server) -> Target:
 def clients(target: Target, account: str = ACCOUNT) -> dict[str, Any]:
     cfg = stage_config(account)
     session = target.session(cfg)
-    return {name: target.client(cfg, name, session) for name in ("cloudformation", "s3", "ssm", "sagemaker")}
+    return {name: target.client(cfg, name, session) for name in ("cloudformation", "s3", "ssm", "sagemaker", "ec2")}
 
 
 # ---------------------------------------------------------------- structure, before any AWS call
@@ -420,10 +419,11 @@ def test_deploy_creates_stacks_uploads_encrypted_assets_and_pipelines(tmp_path: 
     assert any("mlops-dev-base: created" in m for m in messages)
 
     aws = clients(target)
-    head = aws["s3"].head_object(Bucket=BUCKET, Key=STEP_PATH)
+    head = aws["s3"].head_object(Bucket=BUCKET, Key=STEP_PATH, ChecksumMode="ENABLED")
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/mlops-dev"
-    assert head["Metadata"]["sha256"] == sha256_bytes(STEP_CODE)
+    # S3 computed the checksum from the bytes it stored: that, not a metadata label, is what deploy compares.
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == sha256_bytes(STEP_CODE)
     pipeline = aws["sagemaker"].describe_pipeline(PipelineName="mlops-dev-training")
     assert json.loads(pipeline["PipelineDefinition"]) == pipeline_definition()
     assert pipeline["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-sagemaker-execution"
@@ -645,18 +645,39 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
     assert (served.model_package_arn, served.stacks[-1].action) == (arn, "created")  # recreated on moto
     endpoint = next(c for c in verify_stage(release, "dev", target).checks if c.kind == "endpoint")
     assert endpoint.name == "mlops-dev-inference/ServingEndpointC149CBA2"
-    assert (endpoint.ok, endpoint.skipped) == (True, False) and endpoint.detail.endswith(" InService")
+    assert (endpoint.ok, endpoint.skipped) == (True, False) and " InService on " in endpoint.detail
+
+    # Out of band: a VPC endpoint and the SageMaker endpoint are deleted. The templates still
+    # match, so only reading the resources back finds it; deploy then puts both back.
+    aws = clients(target)
+    vpce = aws["ec2"].describe_vpc_endpoints()["VpcEndpoints"]
+    gone = next(e for e in vpce if e["ServiceName"].endswith(".sagemaker.runtime"))
+    aws["ec2"].delete_vpc_endpoints(VpcEndpointIds=[gone["VpcEndpointId"]])
+    serving = endpoint.detail.split()[0]
+    aws["sagemaker"].delete_endpoint(EndpointName=serving)
+    drifted = verify_stage(release, "dev", target)
+    problems = drifted.problems
+    assert any(p.startswith("vpc-endpoint mlops-dev-network/") and "sagemaker.runtime" in p for p in problems), problems
+    assert any(p.startswith("endpoint mlops-dev-inference/") for p in problems), problems
+    repaired = deploy_stage(release, "dev", target)
+    assert repaired.ok, repaired.error
+    assert {s.action for s in repaired.stacks} == {"unchanged"}
+    fixed = {s.name: s.repaired for s in repaired.stacks if s.repaired}
+    assert sorted(fixed) == ["Inference", "Network"], fixed
+    after = verify_stage(release, "dev", target)
+    assert after.ok, after.problems
     total = time.perf_counter() - started
     with capsys.disabled():
         print(
             f"\n[real release, stage dev] render {render_seconds:.1f}s; deploy {deployed:.1f}s {report.timings};"
             f" verify {verified.seconds:.1f}s; re-deploy {again.seconds:.1f}s; with a model {served.seconds:.1f}s;"
-            f" total {total:.1f}s\n[dropped on moto] {report.dropped_counts}"
+            f" total {total:.1f}s\n[dropped on moto] {report.dropped_counts}\n[drift found] {problems}"
+            f"\n[repaired] {fixed}"
         )
 
 
 def test_moto_capabilities_are_cached_per_version_and_agree_with_moto(tmp_path, monkeypatch):
-    import gitops.deploy.apply as deploy_module
+    import gitops.local.projection as deploy_module
 
     fresh = deploy_module.MotoCapabilities(tmp_path)
     answers = (

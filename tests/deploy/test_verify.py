@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_deploy import (
     BUCKET,
+    STEP_CODE,
     STEP_PATH,
     OtherAccountTarget,
     clients,
@@ -18,9 +19,9 @@ from test_deploy import (
     reset_moto,
 )
 
-from gitops.deploy.apply import DeployError, deploy_stage
+from gitops.deploy.apply import deploy_stage
 from gitops.deploy.verify import VerificationFailed, verify_stage
-from gitops.errors import GitopsError
+from gitops.errors import DeployError, GitopsError
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
 
@@ -50,7 +51,24 @@ def test_verify_passes_after_deploy(deployed: Path, target: Target):
     assert report.ok, report.problems
     report.raise_for_failure()
     kinds = sorted({c.kind for c in report.checks})
-    assert kinds == ["asset", "endpoint", "model-package-group", "pipeline", "stack", "template"]
+    # bucket and kms-key: the live resources read back through their own APIs (deploy/live.py).
+    assert kinds == [
+        "asset",
+        "bucket",
+        "endpoint",
+        "kms-key",
+        "model-package-group",
+        "not-checked",
+        "pipeline",
+        "stack",
+        "template",
+    ]
+    bucket = next(c for c in report.checks if c.kind == "bucket")
+    assert bucket.name == "mlops-dev-mlops/ArtifactBucket" and "public access block and encryption" in bucket.detail
+    # What the embedded projection left out is listed as not checked here, never counted as passed.
+    not_checked = {c.name: c.detail for c in report.checks if c.kind == "not-checked"}
+    assert all(c.skipped for c in report.checks if c.kind == "not-checked")
+    assert not_checked["mlops-dev-mlops/ModelPackageGroup"].startswith("AWS::SageMaker::ModelPackageGroup: type not")
     endpoint = next(c for c in report.checks if c.kind == "endpoint")
     assert endpoint.skipped and "no endpoint expected" in endpoint.detail
     json.dumps(report.to_dict())
@@ -96,6 +114,35 @@ def test_verify_names_a_changed_template_and_a_missing_asset(deployed: Path, tar
     )
     assert problems[1].startswith(f"asset s3://{BUCKET}/{STEP_PATH}: missing")
     assert len(problems) == 2
+
+
+def test_a_public_access_block_removed_out_of_band_is_named_and_deploy_puts_it_back(deployed: Path, target: Target):
+    """The templates stay equal, so only reading the bucket itself shows what changed."""
+    s3 = clients(target)["s3"]
+    s3.delete_public_access_block(Bucket=BUCKET)
+    problems = verify_stage(deployed, "dev", target).problems
+    assert len(problems) == 1 and problems[0].startswith("bucket mlops-dev-mlops/ArtifactBucket: "), problems
+    assert "public access block" in problems[0]
+    report = deploy_stage(deployed, "dev", target)
+    assert report.ok, report.error
+    mlops = next(s for s in report.stacks if s.name == "MLOps")
+    assert mlops.action == "unchanged" and len(mlops.repaired) == 1, mlops
+    assert s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"]
+    assert verify_stage(deployed, "dev", target).ok
+
+
+def test_step_code_replaced_under_its_label_is_found_by_its_bytes_and_re_uploaded(deployed: Path, target: Target):
+    """Metadata is a label anyone can copy; the checksum S3 computes from the bytes is not."""
+    s3 = clients(target)["s3"]
+    label = s3.head_object(Bucket=BUCKET, Key=STEP_PATH).get("Metadata", {})
+    s3.put_object(Bucket=BUCKET, Key=STEP_PATH, Body=b"print('exfiltrate')\n", Metadata=label)
+    problems = verify_stage(deployed, "dev", target).problems
+    assert len(problems) == 1 and problems[0].startswith(f"asset s3://{BUCKET}/{STEP_PATH}: sha256 "), problems
+    assert "hashed from its bytes" in problems[0]  # the replacement carries no S3 checksum
+    report = deploy_stage(deployed, "dev", target)
+    assert f"s3://{BUCKET}/{STEP_PATH}" in report.assets_uploaded
+    assert s3.get_object(Bucket=BUCKET, Key=STEP_PATH)["Body"].read() == STEP_CODE
+    assert verify_stage(deployed, "dev", target).ok
 
 
 def test_verify_before_any_deploy_lists_everything_missing(tmp_path: Path, target: Target):

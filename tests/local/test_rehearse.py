@@ -107,6 +107,10 @@ def test_full_loop_reaches_prod_with_the_same_bytes(repo: Path, tmp_path: Path):
     ]:
         assert ran[(stage, step)] == "Succeeded"
     assert held(repo) == {"dev": release_id, "prod": release_id}
+    # status says, per stage and stack, what the embedded target could not deploy and so not verify.
+    for row in status(repo)["stages"]:
+        not_checked = row["verified"]["not_checked"]
+        assert any("(AWS::CodePipeline::Pipeline)" in item for item in not_checked[f"mlops-{row['stage']}-mlops"])
 
     # The prod repository's last commit holds exactly the dev release's bytes.
     repos = repo / ".gitops/local/repos"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from release_attestation import attest_scanned
+from release_builder import build_release
 
 from gitops.config import load_stages
 from gitops.local.embedded import seed_env_repo
@@ -17,9 +17,7 @@ from gitops.release.manifest import (
     ReleaseManifest,
     StackSummary,
     StageSummary,
-    seal_manifest,
     stage_config_path,
-    write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
@@ -32,10 +30,10 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
     files = {stage_config_path(name): canonical_json(cfg.model_dump(mode="json")) for name, cfg in STAGES.items()}
     files["stages/dev/templates/Base.template.json"] = canonical_json({"Resources": {}, "Description": marker})
     files[f"assets/{sha256_bytes(marker.encode())}/step.py"] = marker.encode()
-    manifest = seal_manifest(
+    return build_release(
+        out,
         files,
-        engine_wheel="assets/none/engine.whl",
-        stages={
+        {
             name: StageSummary(
                 account=cfg.account,
                 region=cfg.region,
@@ -47,11 +45,9 @@ def make_release(out: Path, marker: str, *, scanned: bool = True, scan_passed: b
             )
             for name, cfg in STAGES.items()
         },
+        scanned=scanned,
+        scan_passed=scan_passed,
     )
-    write_release_dir(out, files, manifest)
-    if scanned:
-        attest_scanned(out, passed=scan_passed)
-    return manifest
 
 
 def ready(tmp_path: Path, target, state, marker: str, *, approve: bool = True) -> tuple[Path, ReleaseManifest]:

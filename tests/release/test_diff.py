@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from release_attestation import attest_scanned
+from release_builder import build_release
 from typer.testing import CliRunner
 
 from gitops.config import load_stages
@@ -22,9 +22,7 @@ from gitops.release.diff import ReleaseDiff, diff_releases
 from gitops.release.manifest import (
     ReleaseManifest,
     StageSummary,
-    seal_manifest,
     stage_config_path,
-    write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
@@ -116,11 +114,7 @@ def make_release(
         if summaries
         else {}
     )
-    manifest = seal_manifest(data, stages=stage_summaries, engine_wheel="assets/none/engine.whl")
-    write_release_dir(out, data, manifest)
-    if scanned:
-        attest_scanned(out)
-    return manifest
+    return build_release(out, data, stage_summaries, scanned=scanned)
 
 
 def release_files(

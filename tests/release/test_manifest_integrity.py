@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from release_attestation import attest_scanned
+import release_builder
 
 from gitops.config import load_stages
 from gitops.deploy.apply import deploy_stage
@@ -31,9 +31,7 @@ from gitops.release.manifest import (
     StackSummary,
     StageSummary,
     load_release,
-    seal_manifest,
     stage_config_path,
-    write_release_dir,
 )
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
@@ -47,9 +45,9 @@ def build_release(out: Path) -> Path:
     files = {stage_config_path(name): canonical_json(cfg.model_dump(mode="json")) for name, cfg in STAGES.items()}
     files["stages/dev/templates/Base.template.json"] = canonical_json({"Resources": {}})
     files["stages/dev/templates/Base.assets.json"] = canonical_json({"stack_name": "mlops-dev-base", "files": []})
-    manifest = seal_manifest(
+    release_builder.build_release(
+        out,
         files,
-        engine_wheel="assets/none/engine.whl",
         source_commit="1" * 40,
         tool_versions={"cfn-lint": "1.58.0"},
         stages={
@@ -65,8 +63,6 @@ def build_release(out: Path) -> Path:
             for name, cfg in STAGES.items()
         },
     )
-    write_release_dir(out, files, manifest)
-    attest_scanned(out)
     return out
 
 

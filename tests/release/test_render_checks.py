@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from release_builder import build_release
 
 from gitops.errors import GitopsError
-from gitops.release.manifest import StageSummary, seal_manifest, write_release_dir
+from gitops.release.manifest import StageSummary
 from gitops.release.render import check_out_dir, render_release
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ def tree(path: Path) -> dict[str, bytes | None]:
 def a_release(out: Path) -> Path:
     files = {"stages/dev/config.json": b"{}\n", "assets/abc/step.py": b"print()\n"}
     stage = StageSummary(account="111111111111", region="eu-west-1", promote_to=None, stacks={}, pipelines={})
-    write_release_dir(out, files, seal_manifest(files, stages={"dev": stage}, engine_wheel="assets/abc/x.whl"))
+    build_release(out, files, {"dev": stage}, engine_wheel="assets/abc/x.whl", scanned=False)
     return out
 
 

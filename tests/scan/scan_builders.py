@@ -8,8 +8,10 @@ import shutil
 import string
 from pathlib import Path
 
+from release_builder import build_release
+
 from gitops.config import StageConfig
-from gitops.release.manifest import StackSummary, StageSummary, seal_manifest, stage_config_path, write_release_dir
+from gitops.release.manifest import StackSummary, StageSummary, stage_config_path
 from gitops.release.pipelines import canonical_json
 from gitops.scan import checkov
 
@@ -37,14 +39,8 @@ def write_release(
         except ValueError:
             count = 0
         stacks[name] = StackSummary(stack_name=f"mlops-dev-{name.lower()}", resources=count, resource_types={})
-    manifest = seal_manifest(
-        files,
-        engine_wheel="assets/none/engine.whl",
-        stages={
-            "dev": StageSummary(account=DEV.account, region=DEV.region, promote_to=None, stacks=stacks, pipelines={})
-        },
-    )
-    write_release_dir(out, files, manifest)
+    dev = StageSummary(account=DEV.account, region=DEV.region, promote_to=None, stacks=stacks, pipelines={})
+    build_release(out, files, {"dev": dev}, scanned=False)
     return out
 
 

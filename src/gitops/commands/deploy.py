@@ -87,7 +87,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check that what runs in the stage is exactly the release: stacks, pipeline hashes, code, endpoint."""
-    from gitops.deploy.verify import verify_stage
+    from gitops.deploy.verify import NOT_CHECKED, verify_stage
     from gitops.promotion.state import LocalState
 
     check_stage_marker(release, stage)
@@ -102,13 +102,30 @@ def verify(
         for col in ("check", "name", "result", "detail"):
             table.add_column(col)
         for c in report.checks:
+            if c.kind == NOT_CHECKED:
+                continue  # summed up per stack below
             result = "skipped" if c.skipped else ("ok" if c.ok else "[red]DIFFERS[/]")
             table.add_row(c.kind, c.name, result, c.detail)
+        for stack_name, items in report.not_checked.items():
+            table.add_row("not checked here", stack_name, "skipped", _not_checked_summary(items))
         out.print(table)
+        if report.not_checked:
+            out.print(f"not checked here (not deployable on the {report.target} target): `--json` lists each resource")
     report.raise_for_failure()
     if resolved.is_local and resolved.local_dir is not None:
         # On AWS the pipeline's Verify action is the record; here the state store keeps it for promote.
         from gitops.promotion.evidence import EXECUTION_ENV
 
         execution = os.environ.get(EXECUTION_ENV) or None
-        LocalState(resolved.local_dir).record_verified(stage, report.release_id, execution_id=execution)
+        details = {"checks": len(report.checks), "not_checked": report.not_checked}
+        LocalState(resolved.local_dir).record_verified(stage, report.release_id, details, execution_id=execution)
+
+
+def _not_checked_summary(items: list[str]) -> str:
+    """ "13 resources: AWS::CodeBuild::Project ×3, ..." from "LogicalId (Type)" entries."""
+    types: dict[str, int] = {}
+    for item in items:
+        kind = item.rsplit("(", 1)[-1].rstrip(")")
+        types[kind] = types.get(kind, 0) + 1
+    shown = ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in sorted(types.items()))
+    return f"{len(items)} resources: {shown}"

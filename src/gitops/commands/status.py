@@ -25,11 +25,14 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
             runs = LocalState(target.local_dir).executions(name)
             last = runs[-1] if runs else None
             execution = {"id": last["execution_id"], "status": last["status"]} if last else None
+            record = LocalState(target.local_dir).verification(name, held.release_id) if held else None
+            verified = {"at": record.at, "not_checked": record.details.get("not_checked", {})} if record else None
         else:
             client = target.client(cfg, "codepipeline")
             summaries = client.list_pipeline_executions(pipelineName=cfg.release_pipeline_name, maxResults=1)
             last = (summaries.get("pipelineExecutionSummaries") or [None])[0]
             execution = {"id": last["pipelineExecutionId"], "status": last["status"]} if last else None
+            verified = None  # on AWS the pipeline's Verify action is the record
         waiting = [
             {"release_id": p.release_id, "requested_at": p.requested_at, "diff_summary": p.diff_summary}
             for p in (pending_approvals(cfg, target) if cfg.promote_to else [])
@@ -42,6 +45,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "release_id": held.release_id if held else None,
                 "commit": head,
                 "last_execution": execution,
+                "verified": verified,
                 "waiting_approvals": waiting,
             }
         )
@@ -70,6 +74,14 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
             waiting,
         )
     out.print(table)
+    for row in data["stages"]:
+        not_checked = (row["verified"] or {}).get("not_checked") or {}
+        if not_checked:
+            counts = ", ".join(f"{stack} {len(items)}" for stack, items in sorted(not_checked.items()))
+            out.print(
+                f"{row['stage']}: verified {row['verified']['at']};"
+                f" not checked here (not on the embedded target): {counts}"
+            )
     for row in data["stages"]:
         for w in row["waiting_approvals"]:
             out.print(f"\n[bold]waiting in {row['stage']}:[/] release {w['release_id']}")

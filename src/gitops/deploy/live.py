@@ -78,6 +78,8 @@ class LiveContext:
             resource = self.template.get("Resources", {}).get(logical, {})
             if attribute in ("GroupId",) or (resource.get("Type"), attribute) == ("AWS::KMS::Key", "KeyId"):
                 return self.physical.get(logical, _SKIP)
+            if attribute in ("EndpointConfigName", "ModelName") and logical in self.physical:
+                return self.physical[logical].split("/")[-1]  # the physical id is the ARN (or the name)
             return _SKIP
         if key == "Fn::Join":
             separator, parts = arg
@@ -422,6 +424,8 @@ def read_back(clients: Any, stack_name: str, template: dict, *, region: str, acc
         if reader is None:
             continue
         if not physical.get(logical):
+            if resource.get("Condition"):
+                continue  # its condition is false in this stack: CloudFormation did not create it
             readings.append(Reading(resource["Type"], ctx.name(logical), False, "not in the stack's resources"))
             continue
         reading = reader(ctx, logical, resource.get("Properties") or {}, physical[logical])

@@ -1,8 +1,10 @@
 """`gitops verify`: prove what runs in a stage's account is exactly what the release says.
 
-Checks every stack (status, deployed template), every SageMaker pipeline (definition hash), the
-step code in the artifact bucket, the model package group, and the endpoint when a model is
-deployed. The report names each difference; VerifyReport.raise_for_failure() makes it one error.
+Checks every stack (status, deployed template), the live resources the safety promises rest on
+(read back through their own APIs, deploy/live.py), CloudFormation's drift detection on AWS, every
+SageMaker pipeline (definition hash), the step code in the artifact bucket (hash of its bytes),
+the model package group, and the endpoint when a model is deployed. What could not be checked on
+this target is listed as such. VerifyReport.raise_for_failure() makes the differences one error.
 """
 
 from __future__ import annotations
@@ -12,25 +14,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops.deploy.apply import (
-    MODEL_PACKAGE_PARAMETER,
-    SHA256_METADATA,
-    StackPlan,
-    StageClients,
-    StagePlan,
-    aws_error_text,
-    aws_errors,
-    check_account,
-    definition_sha256,
-    describe_pipeline,
-    plan_stage,
-    stack_status,
-)
-from gitops.errors import GitopsError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gitops.deploy import live
+from gitops.deploy.aws import AWS_ERRORS, OK_STACK_STATES, StageClients, check_account, stack_status
+from gitops.deploy.plan import MODEL_PACKAGE_PARAMETER, StackPlan, StagePlan, plan_stage
+from gitops.deploy.sagemaker_pipelines import definition_sha256, describe_model_package_group, describe_pipeline
+from gitops.errors import GitopsError, aws_error_text
 from gitops.progress import Progress
 from gitops.target import Target
 
-_OK_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+NOT_CHECKED = "not-checked"  # the kind of a check that could not be made on this target
 
 
 class VerificationFailed(GitopsError):
@@ -41,7 +35,7 @@ class VerificationFailed(GitopsError):
 
 @dataclass
 class Check:
-    kind: str  # stack | template | pipeline | asset | model-package-group | endpoint
+    kind: str  # stack | template | live resource type | drift | pipeline | asset | model-package-group | endpoint
     name: str
     ok: bool
     detail: str
@@ -66,8 +60,18 @@ class VerifyReport:
     def problems(self) -> list[str]:
         return [f"{c.kind} {c.name}: {c.detail}" for c in self.checks if not c.ok]
 
+    @property
+    def not_checked(self) -> dict[str, list[str]]:
+        """Per stack, what this target could not deploy and so did not check: "LogicalId (Type)"."""
+        found: dict[str, list[str]] = {}
+        for c in self.checks:
+            if c.kind == NOT_CHECKED:
+                stack, logical = c.name.split("/", 1)
+                found.setdefault(stack, []).append(f"{logical} ({c.detail.split(':', 1)[0]})")
+        return found
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"ok": self.ok, "problems": self.problems}
+        return asdict(self) | {"ok": self.ok, "problems": self.problems, "not_checked": self.not_checked}
 
     def raise_for_failure(self) -> None:
         if not self.ok:
@@ -94,19 +98,56 @@ class _StageVerify:
 
     def add(self, kind: str, name: str, ok: bool, detail: str, skipped: bool = False) -> None:
         self.report.checks.append(Check(kind, name, ok, detail, skipped))
-        self.say(f"{'ok  ' if ok else 'DIFF'} {kind} {name}: {detail}")
+        if not ok:
+            self.say(f"DIFF {kind} {name}: {detail}")
 
     def stacks(self) -> None:
         cfn = self.aws.cfn
         for stack in self.plan.stacks:
+            self.say(
+                f"{stack.stack_name}: status, template, live resources" + ("" if self.target.is_local else ", drift")
+            )
             live = stack_status(cfn, stack.stack_name)
             if live is None:
                 self.add("stack", stack.stack_name, False, "does not exist")
                 continue
             self.live_stacks[stack.name] = live
             status = live["StackStatus"]
-            self.add("stack", stack.stack_name, status in _OK_STACK_STATES, status)
+            self.add("stack", stack.stack_name, status in OK_STACK_STATES, status)
             self.template(stack)
+            self.resources(stack)
+            if not self.target.is_local:
+                self.drift(stack)
+
+    def resources(self, stack: StackPlan) -> None:
+        """The live resources the promises rest on, read back through their own APIs."""
+        for reading in live.read_back(
+            self.aws, stack.stack_name, stack.deployed, region=self.config.region, account=self.config.account
+        ):
+            self.add(reading.kind, reading.name, reading.ok, reading.detail)
+
+    def drift(self, stack: StackPlan) -> None:
+        """AWS only: CloudFormation's drift detection over every resource type it supports."""
+        try:
+            drifts, incomplete = live.detect_drift(self.aws.cfn, stack.stack_name)
+        except (live.DriftDetectionFailed, ClientError, BotoCoreError) as exc:
+            self.add("drift", stack.stack_name, False, f"drift detection did not run: {exc}")
+            return
+        for drift in drifts:
+            self.add("drift", f"{stack.stack_name}/{drift.logical_id}", False, drift.describe())
+        if incomplete:
+            self.add("drift", stack.stack_name, True, f"detection incomplete: {incomplete}", skipped=True)
+        elif not drifts:
+            self.add("drift", stack.stack_name, True, "CloudFormation drift detection: in sync")
+
+    def not_checked(self) -> None:
+        """Embedded target: what its projection left out is not deployed there, so not verified there."""
+        for stack in self.plan.stacks:
+            for dropped in stack.projection.dropped if stack.projection else []:
+                if dropped.logical_id.startswith("Outputs."):
+                    continue  # an output, not a resource: nothing to read back
+                name = f"{stack.stack_name}/{dropped.logical_id}"
+                self.add(NOT_CHECKED, name, True, f"{dropped.type}: {dropped.reason}", skipped=True)
 
     def template(self, stack: StackPlan) -> None:
         body = self.aws.cfn.get_template(StackName=stack.stack_name)["TemplateBody"]
@@ -157,39 +198,28 @@ class _StageVerify:
                 self.add("pipeline", pipeline.pipeline_name, True, f"definition sha256 {_short(digest)}")
 
     def assets(self) -> None:
-        from botocore.exceptions import ClientError
-
         bucket = self.config.artifact_bucket_name
         for path in sorted({p for pipeline in self.plan.pipelines for p in pipeline.assets}):
             expected = self.plan.manifest.files[path]
             uri = f"s3://{bucket}/{path}"
             try:
-                head = self.aws.s3.head_object(Bucket=bucket, Key=path)
+                found, how, head = live.object_sha256(self.aws.s3, bucket, path)
             except ClientError as exc:
                 self.add("asset", uri, False, f"missing ({aws_error_text(exc)})")
                 continue
-            found = head.get("Metadata", {}).get(SHA256_METADATA)
             if found != expected:
-                self.add("asset", uri, False, f"sha256 {_short(found)} != release {_short(expected)}")
+                self.add("asset", uri, False, f"sha256 {_short(found)} ({how}) != release {_short(expected)}")
             elif head.get("ServerSideEncryption") != "aws:kms":
                 self.add("asset", uri, False, f"not encrypted with the stage key ({head.get('ServerSideEncryption')})")
             else:
-                self.add("asset", uri, True, "present, sha256 matches")
+                self.add("asset", uri, True, f"sha256 matches ({how})")
 
     def model_package_group(self) -> None:
-        from botocore.exceptions import ClientError
-
         name = self.config.model_package_group_name
-        try:
-            self.aws.sagemaker.describe_model_package_group(ModelPackageGroupName=name)
-        except ClientError as exc:
-            self.add("model-package-group", name, False, aws_error_text(exc))
-            return
-        self.add("model-package-group", name, True, "exists")
+        exists = describe_model_package_group(self.aws.sagemaker, name) is not None
+        self.add("model-package-group", name, exists, "exists" if exists else "does not exist")
 
     def endpoint(self) -> None:
-        from botocore.exceptions import ClientError
-
         for stack in self.plan.stacks:
             if MODEL_PACKAGE_PARAMETER not in stack.parameters:
                 continue
@@ -211,19 +241,8 @@ class _StageVerify:
                 why = next((d.reason for d in dropped if d.type == "AWS::SageMaker::Endpoint"), "")
                 self.add("endpoint", shown, True, f"not emulated on the embedded target: {why}", skipped=True)
                 continue
-            try:
-                # The stack knows the endpoint it made (moto even ignores EndpointName and names its own).
-                resource = self.aws.cfn.describe_stack_resource(
-                    StackName=stack.stack_name, LogicalResourceId=logical_id
-                )
-                name = resource["StackResourceDetail"]["PhysicalResourceId"].split(":endpoint/")[-1]
-                found = self.aws.sagemaker.describe_endpoint(EndpointName=name)
-            except ClientError as exc:
-                self.add("endpoint", shown, False, f"expected for {model}: {aws_error_text(exc)}")
-                continue
-            status = found.get("EndpointStatus")
-            reason = f" ({found['FailureReason']})" if found.get("FailureReason") else ""
-            self.add("endpoint", shown, status == "InService", f"{name} {status}{reason}")
+            # Declared and expected: its state, config and variants are read back with the stack's
+            # other resources (deploy/live.py read_endpoint), under this same kind and name.
 
 
 def _endpoint_resource(template: dict) -> str | None:
@@ -247,7 +266,8 @@ def verify_stage(release_dir: Path, stage: str, target: Target, *, progress: Pro
         run.pipelines()
         run.assets()
         run.endpoint()
-    except aws_errors() as exc:
+        run.not_checked()
+    except AWS_ERRORS as exc:
         run.add("aws", stage, False, aws_error_text(exc))
     run.report.seconds = round(time.perf_counter() - started, 2)
     return run.report

@@ -163,7 +163,9 @@ def _render_infra(root: Path, stages: dict[str, StageConfig]) -> Part:
         for stack in stacks:
             base = f"stages/{stage}/templates/{stack.name}"
             files[f"{base}.template.json"] = canonical_json(stack.template)
-            files[f"{base}.assets.json"] = canonical_json({"stack_name": stack.stack_name, "files": stack.assets})
+            files[f"{base}.assets.json"] = canonical_json(
+                {"stack_name": stack.stack_name, "files": stack.assets, "depends_on": stack.depends_on}
+            )
             types: dict[str, int] = {}
             for res in stack.template.get("Resources", {}).values():
                 types[res["Type"]] = types.get(res["Type"], 0) + 1

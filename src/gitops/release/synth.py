@@ -33,6 +33,7 @@ class SynthesizedStack:
     template: dict
     assets: list[dict] = field(default_factory=list)
     nag: dict = field(default_factory=dict)  # cdk-nag AwsSolutions on this stack's constructs (raw)
+    depends_on: list[str] = field(default_factory=list)  # stacks of the stage it depends on (cloud assembly)
 
 
 def cdk_context(root: Path) -> dict[str, Any]:
@@ -143,4 +144,9 @@ def _collect(stack: Any, asm_dir: Path, registry: AssetRegistry) -> SynthesizedS
                 f"{INFRA_APP}: stack {stack.hierarchical_id} builds a Docker image asset;"
                 " reference a pushed image instead (no Docker engine in the render path)"
             )
-    return SynthesizedStack(name, stack.stack_name, template, assets)
+    # The cloud assembly records each stack's dependencies (its asset manifest is one of them too);
+    # deploy orders the stacks by them, so the order is decided here, by the CDK app, not guessed.
+    depends_on = sorted(
+        dep.hierarchical_id.split("/")[-1] for dep in stack.dependencies if hasattr(dep, "template_full_path")
+    )
+    return SynthesizedStack(name, stack.stack_name, template, assets, depends_on=depends_on)
