@@ -67,7 +67,7 @@ class VerifyReport:
         for c in self.checks:
             if c.kind == NOT_CHECKED:
                 stack, logical = c.name.split("/", 1)
-                found.setdefault(stack, []).append(f"{logical} ({c.detail.split(':', 1)[0]})")
+                found.setdefault(stack, []).append(f"{logical} ({c.detail.split(': ', 1)[0]})")
         return found
 
     def to_dict(self) -> dict[str, Any]:
