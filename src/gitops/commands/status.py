@@ -22,10 +22,11 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
         head, held = envrepo.current_release(target.env_repo_url(cfg))
         if target.is_local:
             assert target.local_dir is not None
-            runs = LocalState(target.local_dir).executions(name)
+            local = LocalState(target.local_dir)
+            runs = local.executions(name)
             last = runs[-1] if runs else None
             execution = {"id": last["execution_id"], "status": last["status"]} if last else None
-            record = LocalState(target.local_dir).verification(name, held.release_id) if held else None
+            record = local.verification(name, held.release_id) if held else None
             verified = {"at": record.at, "not_checked": record.details.get("not_checked", {})} if record else None
         else:
             client = target.client(cfg, "codepipeline")

@@ -31,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from gitops.deploy.aws import error_code
 from gitops.errors import GitopsError
 
 _OK_ENDPOINT_STATES = ("available", "pending", "pendingAcceptance")
@@ -94,10 +95,6 @@ class LiveContext:
 Reader = Callable[[LiveContext, str, dict, str], Reading | None]
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 # --------------------------------------------------------------------------- VPC endpoints
 
 
@@ -148,7 +145,7 @@ def read_subnet(ctx: LiveContext, logical: str, props: dict, physical: str) -> R
     try:
         subnet = ctx.clients.ec2.describe_subnets(SubnetIds=[physical])["Subnets"][0]
     except ClientError as exc:
-        return Reading("subnet", ctx.name(logical), False, f"{physical}: {_error_code(exc)}")
+        return Reading("subnet", ctx.name(logical), False, f"{physical}: {error_code(exc)}")
     actual = bool(subnet.get("MapPublicIpOnLaunch", False))
     if actual == expected:
         return Reading("subnet", ctx.name(logical), True, f"{physical} MapPublicIpOnLaunch={actual}")
@@ -240,7 +237,7 @@ def read_security_group(ctx: LiveContext, logical: str, props: dict, physical: s
     try:
         group = ctx.clients.ec2.describe_security_groups(GroupIds=[physical])["SecurityGroups"][0]
     except ClientError as exc:
-        return Reading("security-group", ctx.name(logical), False, f"{physical}: {_error_code(exc)}")
+        return Reading("security-group", ctx.name(logical), False, f"{physical}: {error_code(exc)}")
     if expected is None:
         return Reading("security-group", ctx.name(logical), True, f"{physical}: egress not resolvable: not compared")
     actual = _live_egress(group)
@@ -280,7 +277,7 @@ def read_bucket(ctx: LiveContext, logical: str, props: dict, physical: str) -> R
         try:
             have = s3.get_public_access_block(Bucket=physical)["PublicAccessBlockConfiguration"]
         except ClientError as exc:
-            if _error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
+            if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
                 raise
             have = {}
         off = [flag for flag in _BLOCK_FLAGS if bool(have.get(flag, False)) != want[flag]]
@@ -300,7 +297,7 @@ def read_bucket(ctx: LiveContext, logical: str, props: dict, physical: str) -> R
             rules = s3.get_bucket_encryption(Bucket=physical)["ServerSideEncryptionConfiguration"]["Rules"]
             have_algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
         except ClientError as exc:
-            if _error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+            if error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
             have_algorithm = None
         if have_algorithm != algorithm:
@@ -337,7 +334,7 @@ def read_kms_key(ctx: LiveContext, logical: str, props: dict, physical: str) -> 
     try:
         actual = bool(ctx.clients.kms.get_key_rotation_status(KeyId=physical)["KeyRotationEnabled"])
     except ClientError as exc:
-        return Reading("kms-key", ctx.name(logical), False, f"{physical}: {_error_code(exc)}")
+        return Reading("kms-key", ctx.name(logical), False, f"{physical}: {error_code(exc)}")
     if actual == expected:
         return Reading("kms-key", ctx.name(logical), True, f"{physical} rotation {'on' if actual else 'off'}")
 
@@ -361,7 +358,7 @@ def read_endpoint(ctx: LiveContext, logical: str, props: dict, physical: str) ->
     try:
         found = sm.describe_endpoint(EndpointName=name)
     except ClientError as exc:
-        if _error_code(exc) != "ValidationException":  # SageMaker's code for "Could not find endpoint"
+        if error_code(exc) != "ValidationException":  # SageMaker's code for "Could not find endpoint"
             raise
 
         def recreate() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -32,18 +33,17 @@ def definition_sha256(text: str | None) -> str | None:
 
 def describe_pipeline(sm: Any, name: str) -> dict | None:
     """DescribePipeline, or None when the pipeline does not exist."""
-    try:
-        return sm.describe_pipeline(PipelineName=name)
-    except ClientError as exc:
-        if _missing(exc):
-            return None
-        raise
+    return _describe_or_none(lambda: sm.describe_pipeline(PipelineName=name))
 
 
 def describe_model_package_group(sm: Any, name: str) -> dict | None:
     """DescribeModelPackageGroup, or None when the group does not exist."""
+    return _describe_or_none(lambda: sm.describe_model_package_group(ModelPackageGroupName=name))
+
+
+def _describe_or_none(describe: Callable[[], dict]) -> dict | None:
     try:
-        return sm.describe_model_package_group(ModelPackageGroupName=name)
+        return describe()
     except ClientError as exc:
         if _missing(exc):
             return None
