@@ -22,6 +22,9 @@ from gitops.release.pipelines import build_pipeline, fast_sdk_config_validation,
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The headless-browser fixture (tests/browser.py), for tests that look at a page as a person would.
+pytest_plugins = ["browser"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _attestation_state(tmp_path_factory) -> Iterator[Path]:
