@@ -8,6 +8,7 @@ builds afresh, for determinism checks.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,49 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The headless-browser fixture (tests/browser.py), for tests that look at a page as a person would.
 pytest_plugins = ["browser"]
+
+
+# Fixtures that make a test an integration test: they synthesize the CDK app, build pipelines with
+# the SageMaker SDK, run checkov, or start the embedded moto server (seconds each, not milliseconds).
+INTEGRATION_FIXTURES = frozenset(
+    {"synth", "sagemaker_sdk", "checkov_env", "moto_server", "insecure", "bypasses", "rendered_release", "browser"}
+    | {"workflow"}  # tests/pipeline_defs/test_steps_training.py: the three step scripts train on the sample
+)
+HEAVY_TIERS = ("integration", "slow")
+# A module whose every test is in a heavy tier says so at the top; the fast tier does not import it.
+_MODULE_TIER = re.compile(rb"^pytestmark = pytest\.mark\.(integration|slow)\b", re.MULTILINE)
+# tests/infra parametrizes over the CDK stack specs at import time (the CDK costs seconds per process).
+_HEAVY_DIRS = {ROOT / "tests" / "infra"}
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the unit tier: leave out integration and slow tests, without importing the modules that hold only those",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    if not config.getoption("fast"):
+        return None
+    if collection_path in _HEAVY_DIRS:
+        return True
+    if collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return bool(_MODULE_TIER.search(collection_path.read_bytes())) or None
+    return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tiers by what a test needs, so nobody has to remember to mark it; `--fast` keeps the unit tier."""
+    for item in items:
+        if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+    if config.getoption("fast"):
+        heavy = [item for item in items if any(item.get_closest_marker(tier) for tier in HEAVY_TIERS)]
+        if heavy:
+            config.hook.pytest_deselected(items=heavy)
+            items[:] = [item for item in items if item not in heavy]
 
 
 @pytest.fixture(scope="session", autouse=True)

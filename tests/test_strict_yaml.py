@@ -71,6 +71,7 @@ def test_every_yaml_reader_of_the_engine_refuses_a_repeated_key(tmp_path: Path):
         workflow_scripts(workflow, ".github/workflows/pr.yml")
 
 
+@pytest.mark.integration  # a CDK synthesis
 def test_the_synth_reads_buildspecs_through_the_same_loader(tmp_path: Path):
     from gitops.release.project_import import use_checkout
 

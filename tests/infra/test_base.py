@@ -28,6 +28,8 @@ from infra.roles.arns import StageArns
 from infra.roles.statements import stage_parameters_read
 from infra.stacks.specs import STACKS
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 # Base -----------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ from infra_synth import (
     cfg_of,
 )
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 # Inference ------------------------------------------------------------------------------------
 
 

@@ -27,6 +27,8 @@ from infra.app import load_cdk_context
 from infra.components.buildspecs import read_buildspec
 from infra.stacks.specs import STACKS
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 # App shape ------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,8 @@ from infra import names
 from infra.components.buildspecs import read_buildspec
 from pipeline_defs.features import EVENT_TIME, FEATURES, RECORD_IDENTIFIER
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 # MLOps ----------------------------------------------------------------------------------------
 
 

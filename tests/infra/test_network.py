@@ -11,6 +11,8 @@ from infra_synth import (
     resolve,
 )
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 REQUIRED_ENDPOINTS = {
     "s3",
     "sagemaker.api",

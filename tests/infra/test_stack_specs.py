@@ -25,6 +25,8 @@ from infra.roles.statements import allow, in_region
 from infra.stacks.specs import STACKS, StackSpec, check_order
 from infra.stacks.stage_stack import StageInputs, StageStack
 
+pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests/infra/conftest.py)
+
 
 class ExtraStack(StageStack):
     """A stack that is not part of the project: one parameter, one permission to deploy it."""

@@ -92,6 +92,7 @@ def test_wrong_direction_is_refused(tmp_path, env):
         promote_release(release, "prod", "dev", target, evidence)
 
 
+@pytest.mark.slow  # 28 injected crashes, each a real promote with its git calls
 def test_a_crash_at_any_git_step_leaves_old_or_new_and_rerun_converges(tmp_path, env, monkeypatch):
     target, state, evidence = env
     old_release, old = ready(tmp_path, target, state, "old")

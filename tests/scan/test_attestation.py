@@ -175,6 +175,7 @@ def dev_repo(tmp_path) -> Target:
     return Target("local", tmp_path / "local", "http://127.0.0.1:1")
 
 
+@pytest.mark.integration  # the gate runs a real scan of the failing release
 def test_a_forged_scan_record_cannot_publish_a_failing_release(tmp_path, state, scan_root, dev_repo, monkeypatch):
     release = build_release(tmp_path / "r", OPEN_BUCKET)
     attest_scanned(release, passed=False, rules=("CKV_AWS_18 (dev/Base/OpenBucket)",))

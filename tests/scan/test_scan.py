@@ -440,6 +440,7 @@ def insecure_app_module():
     return module
 
 
+@pytest.mark.integration  # a CDK synthesis
 def test_acknowledgments_generated_from_the_policy_silence_exactly_those_cdk_nag_findings():
     from cdk_nag import AwsSolutionsChecks
 
@@ -463,6 +464,7 @@ def test_acknowledgments_generated_from_the_policy_silence_exactly_those_cdk_nag
     assert plain - acked == {("AwsSolutions-IAM5[Action::*]", "dev/WildcardIam/Role")}
 
 
+@pytest.mark.integration  # a CDK synthesis
 def test_cdk_synth_fails_on_what_the_policy_does_not_acknowledge(tmp_path):
     """The standard `cdk synth` path (infra/app.py) registers cdk-nag as a validation plugin."""
     from gitops.scan.cdk_nag import enforce_in_cdk_cli
