@@ -14,7 +14,9 @@ from prediction_service.errors import SettingsError
 class Settings(BaseSettings):
     """Every setting the service reads; the App stack sets them in the task definition."""
 
-    model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="APP_", extra="ignore", frozen=True, validate_by_name=True, validate_by_alias=True
+    )
 
     stage: str = Field(min_length=1, description="the stage this task serves (dev, prod)")
     endpoint_name: str = Field(min_length=1, description="the stage's SageMaker endpoint")
@@ -57,7 +59,7 @@ def _env_name(loc: tuple) -> str:
     if not loc:
         return "(settings)"
     field = str(loc[0])
-    if field == "region":
+    if field == "region" or field.isupper():  # the region comes by its AWS names
         return "AWS_REGION"
     return f"APP_{field.upper()}"
 
