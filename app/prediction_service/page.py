@@ -15,18 +15,21 @@ def _ms(value: Any) -> str:
     return "–" if value is None else f"{float(value):.0f} ms"
 
 
-def _sparkline(latencies: list[float], width: int = 320, height: int = 48) -> str:
-    """An inline SVG of the latencies, oldest left (no chart library)."""
-    if len(latencies) < 2:
-        return '<p class="muted">Latency chart appears after two predictions.</p>'
+def _latency_bars(latencies: list[float], width: int = 420, height: int = 60) -> str:
+    """An inline SVG bar per prediction, oldest left, scaled to the slowest (no chart library)."""
+    if not latencies:
+        return '<p class="muted">The latency chart appears with the first prediction.</p>'
     top = max(latencies) or 1.0
-    step = width / (len(latencies) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 4 - (v / top) * (height - 8):.1f}" for i, v in enumerate(latencies))
+    slot = min(width / len(latencies), 18.0)  # narrow bars: a few predictions still read as a series
+    bars = "".join(
+        f'<rect x="{i * slot + 1:.1f}" y="{height - max(2.0, v / top * height):.1f}" width="{max(1.0, slot - 2):.1f}" '
+        f'height="{max(2.0, v / top * height):.1f}" fill="#2563eb"><title>{v:.0f} ms</title></rect>'
+        for i, v in enumerate(latencies)
+    )
     return (
         f'<svg role="img" aria-label="latency of the last {len(latencies)} predictions" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}"><polyline fill="none" stroke="#2563eb" '
-        f'stroke-width="2" points="{points}"/></svg><p class="muted">max {top:.0f} ms over the last '
-        f"{len(latencies)}</p>"
+        f'height="{height}" viewBox="0 0 {width} {height}" style="background:#fff;border:1px solid #e5e7eb">{bars}'
+        f'</svg><p class="muted">each bar one prediction, oldest left; tallest {top:.0f} ms</p>'
     )
 
 
@@ -97,7 +100,7 @@ def render_page(
 <span id="endpoint">{escape(endpoint_name)}</span> · <span id="health" class="{"ok" if ready else "bad"}">
 {"serving" if ready else "not ready"}</span> ({checks})</p></header>
 <main><div class="cards">{card_html}</div>
-<section><h2 style="font-size:16px;margin:0 0 6px">Latency</h2>{_sparkline(latencies)}</section>
+<section><h2 style="font-size:16px;margin:0 0 6px">Latency</h2>{_latency_bars(latencies)}</section>
 <h2 style="font-size:16px">Recent predictions</h2>
 <table id="recent"><thead><tr><th>Time</th><th>Customer</th><th>Churn probability</th><th>Prediction</th>
 <th>True label</th><th class="num">Latency</th><th>Model</th></tr></thead><tbody>{rows}</tbody></table>
