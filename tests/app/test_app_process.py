@@ -40,7 +40,7 @@ def embedded(moto_url, tmp_path):
 
 def test_the_smoke_check_passes_end_to_end_and_says_where_the_prediction_came_from(embedded, postgres):
     target, stage = embedded
-    checks = smoke_test_embedded(ROOT, target, stage, model_id="churn-model-7")
+    checks = smoke_test_embedded(ROOT / "app", target, stage, model_id="churn-model-7")
     by_name = {c.name: c for c in checks}
     assert list(by_name) == ["health", "predict", "database row", "trace", "graceful shutdown"]
     assert all(c.ok for c in checks), checks
@@ -51,11 +51,15 @@ def test_the_smoke_check_passes_end_to_end_and_says_where_the_prediction_came_fr
     assert all(json.loads(line) for line in log)  # structured logs only, every line
 
 
-def test_the_smoke_check_fails_when_the_endpoint_is_not_there(moto_url, tmp_path, postgres):
+def test_a_missing_endpoint_fails_health_unless_the_target_emulates_none(moto_url, tmp_path, postgres):
     stage = load_stages(ROOT)["prod"]  # nothing deployed for prod on this moto server
     target = Target("local", tmp_path / "local", moto_url)
-    checks = {c.name: c for c in smoke_test_embedded(ROOT, target, stage)}
+    checks = {c.name: c for c in smoke_test_embedded(ROOT / "app", target, stage)}
     assert checks["health"].ok is False and "ValidationException" in checks["health"].detail
+    unemulated = smoke_test_embedded(ROOT / "app", target, stage, endpoint_emulated=False)
+    health = next(c for c in unemulated if c.name == "health")
+    assert health.ok and health.detail.startswith("503 database: schema 0002")
+    assert "endpoint readiness not required: no endpoint is emulated here" in health.detail
 
 
 def test_an_app_that_cannot_start_is_reported_with_its_own_refusal(moto_url, tmp_path):
@@ -70,7 +74,7 @@ def test_an_app_that_cannot_start_is_reported_with_its_own_refusal(moto_url, tmp
         aws={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": moto_url},
     )
     with pytest.raises(AppProcessError) as refused:
-        start_app(ROOT, env, tmp_path / "work")
+        start_app(ROOT / "app", env, tmp_path / "work")
     assert "the app exited (1) before serving: error: arn:aws:secretsmanager" in str(refused.value)
     assert "no such secret in Secrets Manager" in str(refused.value)
 
