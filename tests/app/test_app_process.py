@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import FAKE_KEYS, ROOT
 
 from gitops.config import load_stages
 from gitops.local.app_process import AppProcessError, app_environment, smoke_test_embedded, start_app
@@ -62,6 +62,9 @@ def test_a_missing_endpoint_fails_health_unless_the_target_emulates_none(moto_ur
     assert "endpoint readiness not required: no endpoint is emulated here" in health.detail
 
 
+ABSENT_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:absent-AbCdEf"
+
+
 def test_an_app_that_cannot_start_is_reported_with_its_own_refusal(moto_url, tmp_path):
     env = app_environment(
         stage="dev",
@@ -70,8 +73,8 @@ def test_an_app_that_cannot_start_is_reported_with_its_own_refusal(moto_url, tmp
         port=1,
         model_id="m",
         trace_file=tmp_path / "s.jsonl",
-        secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:absent-AbCdEf",
-        aws={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": moto_url},
+        secret_arn=ABSENT_ARN,
+        aws={**FAKE_KEYS, "AWS_ENDPOINT_URL": moto_url},
     )
     with pytest.raises(AppProcessError) as refused:
         start_app(ROOT / "app", env, tmp_path / "work")

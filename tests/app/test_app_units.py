@@ -17,6 +17,7 @@ from prediction_service.json_logging import JsonFormatter
 from prediction_service.settings import load_settings
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app-db-AbCdEf"
+NOT_AN_ARN = "app-db"  # a secret's name where its ARN belongs
 BASE = {"stage": "dev", "endpoint_name": "mlops-dev-endpoint", "db_secret_arn": ARN, "region": "eu-west-1"}
 
 
@@ -59,7 +60,7 @@ def test_settings_come_from_the_environment(monkeypatch):
     [
         ({"endpoint_name": None}, "APP_ENDPOINT_NAME is not set (set it in the task's environment)"),
         ({"region": None}, "AWS_REGION is not set"),
-        ({"db_secret_arn": "my-secret"}, "APP_DB_SECRET_ARN must be a Secrets Manager secret ARN"),
+        ({"db_secret_arn": NOT_AN_ARN}, "APP_DB_SECRET_ARN must be a Secrets Manager secret ARN"),
         ({"port": "eighty"}, "APP_PORT Input should be a valid integer"),
         ({"trace_exporter": "file"}, "APP_TRACE_FILE must name a file when APP_TRACE_EXPORTER is file"),
     ],
