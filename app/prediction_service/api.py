@@ -12,6 +12,7 @@ from typing import Any, Literal
 import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
@@ -83,7 +84,9 @@ def create_app(settings: Settings, *, invoker: EndpointInvoker, database: Databa
     @app.middleware("http")
     async def trace_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        with tracer.start_as_current_span(f"{request.method} {request.url.path}", kind=SpanKind.SERVER) as span:
+        parent = propagate.extract(dict(request.headers))  # a caller's W3C traceparent continues its trace
+        name = f"{request.method} {request.url.path}"
+        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
             span.set_attribute("http.request.method", request.method)
             span.set_attribute("url.path", request.url.path)
             response = await call_next(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -163,3 +164,13 @@ def test_spans_cover_the_request_the_endpoint_call_and_the_database_write(client
         assert by_name[child]["parent_id"] == root["context"]["span_id"]
     assert by_name["sagemaker.InvokeEndpoint"]["attributes"]["aws.sagemaker.endpoint_name"] == ENDPOINT
     assert root["resource"]["attributes"]["service.name"] == "prediction-service"
+    # X-Ray's trace id format: the first 8 hex digits are the trace's start in epoch seconds.
+    assert abs(int(root["context"]["trace_id"][2:10], 16) - time.time()) < 600
+
+
+def test_a_callers_trace_context_is_continued(client, tmp_path):
+    trace_id = f"{int(time.time()):08x}" + "ab" * 12
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    client.post("/predict", json={"features": FEATURES}, headers=headers)
+    root = next(s for s in read_spans(tmp_path / "spans.jsonl") if s["name"] == "POST /predict")
+    assert root["context"]["trace_id"] == "0x" + trace_id and root["parent_id"] == "0x00f067aa0ba902b7"
