@@ -75,7 +75,13 @@ def migrate(
     engine = _engine(credentials)
     before: str | None = None
     try:
-        with engine.begin() as conn:
+        connection = engine.connect()
+    except Exception as exc:
+        engine.dispose()
+        where = f"{credentials.host}:{credentials.port}/{credentials.dbname}"
+        raise MigrationError(f"{where}: cannot connect ({_first_line(exc)}); nothing was migrated") from exc
+    try:
+        with connection as conn, conn.begin():
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             from alembic.migration import MigrationContext
 

@@ -92,3 +92,20 @@ def test_the_requirements_file_is_the_locked_app_group_with_hashes():
         assert version and locked[name] == version.group(1), name
         assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), name
     assert not set(entries) & {"pytest", "ruff", "sagemaker", "aws-cdk-lib", "moto", "sagemaker-gitops", "typer"}
+
+
+def test_every_requirement_has_a_wheel_for_the_image():
+    """The image installs with --only-binary=:all:, on linux x86_64 or arm64 with CPython 3.11."""
+    names = set(requirement_entries(REQUIREMENTS.read_text()))
+    packages = [p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"] if p["name"] in names]
+    assert {p["name"] for p in packages} == names
+    for arch in ("x86_64", "aarch64"):
+        for package in packages:
+            wheels = [w["url"].rsplit("/", 1)[-1] for w in package.get("wheels", [])]
+            fits = [
+                w
+                for w in wheels
+                if w.endswith("-none-any.whl")
+                or (("cp311" in w or "abi3" in w) and "manylinux" in w and w.endswith(f"_{arch}.whl"))
+            ]
+            assert fits, f"{package['name']} has no wheel for linux {arch} (the image builds with --only-binary)"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
 import prediction_service.__main__ as entry
 import prediction_service.migrate as migrate_module
 import pytest
-from conftest import FEATURES, AppDatabase, ScriptedInvoker, app_settings
+from conftest import FEATURES, REGION, AppDatabase, ScriptedInvoker, app_settings
 from fastapi.testclient import TestClient
 from prediction_service.api import create_app
 from prediction_service.database import Database
@@ -114,6 +115,27 @@ def test_the_entry_point_refuses_to_serve_after_a_failing_migration_with_one_lin
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: migration after revision 0002 failed")
     assert current_revision(app_db.credentials().current()) == "0002"
+
+
+def test_an_unreachable_database_is_one_line_and_nothing_migrated(app_db: AppDatabase, monkeypatch, capsys):
+    import boto3
+
+    away = {**app_db.account.secret(), "port": 1}  # nothing listens there
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=app_db.secret_arn, SecretString=json.dumps(away)
+    )
+    for key, value in {
+        "APP_STAGE": "test",
+        "APP_ENDPOINT_NAME": "e",
+        "APP_DB_SECRET_ARN": app_db.secret_arn,
+        "APP_TRACE_EXPORTER": "none",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert entry.main(["migrate"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: 127.0.0.1:1/{app_db.account.dbname}: cannot connect (")
+    assert err[0].endswith("; nothing was migrated") and len(err[0]) < 200
+    assert app_db.sql(TABLES) == ""
 
 
 def test_a_missing_secret_is_refused_with_one_line(moto_url, monkeypatch, capsys):
