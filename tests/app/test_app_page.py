@@ -14,14 +14,15 @@ from prediction_service.database import Database
 from prediction_service.migrate import migrate
 from selenium.webdriver.common.by import By
 
-from gitops.local.app_process import _free_port, http
+from gitops.local.app_process import http
+from gitops.local.embedded import free_port
 
 
 @pytest.fixture
 def served(app_db: AppDatabase, tmp_path):
     """The app on a loopback port (uvicorn in a thread), with an endpoint that takes ~30-60 ms."""
     migrate(app_db.credentials().current())
-    port = _free_port()
+    port = free_port()
     app = create_app(
         app_settings(app_db, tmp_path, stage="dev"),
         invoker=ScriptedInvoker(delay_s=0.03),

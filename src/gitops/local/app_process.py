@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
+from gitops.local.embedded import free_port
 from gitops.local.postgres import PostgresAccount, ThrowawayPostgres
 from gitops.target import Target
 
@@ -55,12 +55,6 @@ class AppCheck:
     name: str
     ok: bool
     detail: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 15.0) -> tuple[int, Any]:
@@ -296,7 +290,7 @@ def smoke_test_embedded(
             region=stage.region,
             secret_arn=secret_arn,
             model_id=model_id,
-            port=_free_port(),
+            port=free_port(),
             trace_file=trace_file,
             aws=aws,
         )

@@ -13,7 +13,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import GitopsError
+from gitops.local.embedded import free_port
 
 SEARCH_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql@*/bin")
 INSTALL_HINT = (
@@ -54,12 +54,6 @@ def find_postgres_bin() -> Path:
     raise PostgresMissing(
         f"no PostgreSQL server binaries (initdb, pg_ctl, psql) on PATH or in {', '.join(SEARCH_GLOBS)}"
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -155,7 +149,7 @@ class ThrowawayPostgres:
         )
         pwfile.unlink()
         for attempt in range(3):  # another process may take the free port between the probe and the bind
-            self.port = _free_port()
+            self.port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off"
             )
