@@ -71,8 +71,11 @@ class Database:
         self.pool.close(timeout=self.timeout_s)
 
     def ping(self) -> str:
-        """The schema revision, proving a round trip; raises if the database does not answer."""
-        with self.pool.connection() as conn:
+        """The schema revision, proving a round trip; raises if the database does not answer.
+
+        Waits at most 2 s for a connection: a health check must answer inside the load balancer's timeout.
+        """
+        with self.pool.connection(timeout=min(2.0, self.timeout_s)) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         return str(row[0]) if row else "none"
 
