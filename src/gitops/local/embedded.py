@@ -73,7 +73,8 @@ def read_server(local_dir: Path) -> ServerInfo | None:
     return info if info and _alive(info.pid) and _responds(info.endpoint_url) else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (the moto server, PostgreSQL, the app each take one)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -85,7 +86,7 @@ def start_server(local_dir: Path, timeout: float = 30.0) -> ServerInfo:
     if running:
         return running
     local_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = open(local_dir / "moto.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
