@@ -148,6 +148,12 @@ ROWS = [
     pytest.param({}, ["verify", "--stage", "qa"], "--stage qa: no such stage (have dev, prod)", id="verify-stage"),
     pytest.param({}, ["deploy", "--stage", "qa"], "--stage qa: no such stage (have dev, prod)", id="deploy-stage"),
     pytest.param(
+        {},
+        ["verify", "--stage", "qa", "--release", "no-release-here"],
+        "--stage qa: no such stage (have dev, prod)",
+        id="verify-stage-before-any-release",
+    ),
+    pytest.param(
         {}, ["diff", "--stage", "qa", "--json"], "--stage qa: no such stage (have dev, prod)", id="diff-stage-json"
     ),
     pytest.param(

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_from
+from gitops.target import DEFAULT_LOCAL_DIR, Target
+
+STOPPED_NOTE = (
+    "the embedded target is stopped: the env repos, executions and approvals below are read from {dir};"
+    " its AWS resources lived in the server's memory and are gone (`gitops rehearse --keep-running` keeps them)"
+)
+
+
+def _status_target(root: Path, target_kind: str | None) -> tuple[Target, str | None]:
+    """The target to report on; a stopped embedded target is still read from its files (what git and state hold)."""
+    from gitops.target import LOCAL_DIR_ENV, TARGET_ENV, TargetError
+
+    try:
+        return target_from(root, target_kind), None
+    except TargetError:
+        if (target_kind or os.environ.get(TARGET_ENV)) != "local":
+            raise
+        local_dir = Path(os.environ.get(LOCAL_DIR_ENV) or root / DEFAULT_LOCAL_DIR).resolve()
+        if not (local_dir / "repos").is_dir():
+            raise
+        return Target("local", local_dir), STOPPED_NOTE.format(dir=local_dir)
 
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
@@ -16,7 +38,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.promotion.state import LocalState
 
     stages = load_stages(root)
-    target = target_from(root, target_kind)
+    target, note = _status_target(root, target_kind)
     rows = []
     for name, cfg in stages.items():
         head, held = envrepo.current_release(target.env_repo_url(cfg))
@@ -50,7 +72,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "waiting_approvals": waiting,
             }
         )
-    return {"target": target.kind, "stages": rows}
+    return {"target": target.kind, "note": note, "stages": rows}
 
 
 @app.command()
@@ -75,6 +97,8 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
             waiting,
         )
     out.print(table)
+    if data["note"]:
+        out.print(data["note"], markup=False)
     for row in data["stages"]:
         not_checked = (row["verified"] or {}).get("not_checked") or {}
         if not_checked:
