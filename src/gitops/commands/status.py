@@ -16,7 +16,7 @@ STOPPED_NOTE = (
 )
 
 
-def _status_target(root: Path, target_kind: str | None) -> tuple[Target, str | None]:
+def status_target(root: Path, target_kind: str | None) -> tuple[Target, str | None]:
     """The target to report on; a stopped embedded target is still read from its files (what git and state hold)."""
     from gitops.target import LOCAL_DIR_ENV, TARGET_ENV, TargetError
 
@@ -38,7 +38,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.promotion.state import LocalState
 
     stages = load_stages(root)
-    target, note = _status_target(root, target_kind)
+    target, note = status_target(root, target_kind)
     rows = []
     for name, cfg in stages.items():
         head, held = envrepo.current_release(target.env_repo_url(cfg))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gitops.files import atomic_write
 from gitops.scan.findings import Finding
+from gitops.scan.policy import Suppression
 from gitops.scan.result import ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -31,7 +32,7 @@ def _location(finding: Finding, uri: str) -> dict:
     return location
 
 
-def _result(finding: Finding, rule_index: int, uri: str, suppression_reason: str | None = None) -> dict:
+def _result(finding: Finding, rule_index: int, uri: str, suppression: Suppression | None = None) -> dict:
     text = finding.message.rstrip(".") + "."
     others = [f"{f.tool} {f.rule_id}" for f in finding.also]
     if others:
@@ -49,18 +50,21 @@ def _result(finding: Finding, rule_index: int, uri: str, suppression_reason: str
     }
     if finding.hint:
         result["properties"]["hint"] = finding.hint
-    if suppression_reason is not None:
-        result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": suppression_reason}]
+    if suppression is not None:
+        entry: dict = {"kind": "external", "status": "accepted", "justification": suppression.reason}
+        if suppression.expires is not None:
+            entry["properties"] = {"expires": suppression.expires.isoformat()}
+        result["suppressions"] = [entry]
     return result
 
 
 def sarif_log(report: ScanReport) -> dict:
     """All tools in one log: a run per tool of the report, paths relative to the repository."""
-    by_tool: dict[str, list[tuple[Finding, str | None]]] = {tool: [] for tool in report.tools}
+    by_tool: dict[str, list[tuple[Finding, Suppression | None]]] = {tool: [] for tool in report.tools}
     for finding in report.findings:
         by_tool.setdefault(finding.tool, []).append((finding, None))
     for finding, suppression in report.suppressed:
-        by_tool.setdefault(finding.tool, []).append((finding, suppression.reason))
+        by_tool.setdefault(finding.tool, []).append((finding, suppression))
     runs = []
     for tool, stats in report.tools.items():
         rules: list[dict] = []
@@ -97,7 +101,9 @@ def sarif_log(report: ScanReport) -> dict:
                 },
             }
         )
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
+    # Which release and policy the verdict is about, for readers of the log (the release page).
+    properties = {"releaseId": report.release_id, "policy": report.policy_path, "passed": report.passed}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs, "properties": properties}
 
 
 def write_sarif(report: ScanReport, path: Path) -> None:
