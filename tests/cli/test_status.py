@@ -47,6 +47,19 @@ def test_status_after_the_embedded_target_stopped_reads_the_env_repos_and_says_w
     assert data["note"].startswith("the embedded target is stopped")
 
 
+def test_status_says_where_the_release_page_of_each_stage_is(tmp_path):
+    from env_repo_releases import published_release
+
+    local_dir = _stopped_target(tmp_path)
+    release_id = published_release(tmp_path / "release", local_dir / "repos" / "dev.git")
+    done = _gitops("status", "--target", "local", **{LOCAL_DIR_ENV: str(local_dir)})
+    assert done.returncode == 0, done.stderr
+    bucket = load_stages(ROOT)["dev"].artifact_bucket_name
+    expected = f"dev: release page s3://{bucket}/reports/{release_id}/release.html (or: gitops report --stage dev)"
+    assert expected in done.stdout
+    assert "prod: release page" not in done.stdout  # prod holds nothing yet
+
+
 def test_status_without_any_embedded_state_still_refuses(tmp_path):
     done = _gitops("status", "--target", "local", **{LOCAL_DIR_ENV: str(tmp_path / "never-started")})
     assert done.returncode != 0

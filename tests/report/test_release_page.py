@@ -244,3 +244,20 @@ def test_the_report_verb_writes_the_page_against_a_release_and_refuses_a_scan_lo
     assert refused.returncode != 0
     assert f"the scan log is of release ffffffffffff, not {head_id[:12]}" in refused.stderr
     assert not (tmp_path / "no.html").exists()
+
+
+def test_once_the_stage_holds_the_release_the_page_compares_with_the_one_it_held_before(page_file, tmp_path):
+    # What the Verify build sees: dev already holds the release it verifies.
+    path, head_id = page_file
+    releases = path.parent
+    local_dir = tmp_path / "local"
+    url = str(seed_env_repo(ROOT, local_dir, STAGES["dev"]))
+    base_id = push_release(url, releases / "base", "Publish base").release_id
+    push_release(url, releases / "head", "Publish head")
+    page = collect_page(releases / "head", target=Target("local", local_dir), stages=["dev"])
+    (dev,) = page.stages
+    assert dev.against == f"release {base_id[:12]}, which dev held before it"
+    assert [r.logical_id for s in dev.diff.stacks for r in s.resources if r.replacement] == ["EndpointConfig"]
+    assert [h.release_id for h in dev.history or [] if h.release_id] == [head_id, base_id]
+    published = next(e for e in dev.evidence if e.label == "published to dev")
+    assert published.state == "ok"

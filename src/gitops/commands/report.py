@@ -33,6 +33,16 @@ def report(
         Path | None, typer.Option("--scan", help="SARIF log of `gitops scan` (default: reports/scan.sarif if there).")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help="The HTML file to write.")] = None,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload", help="Also put it in the --stage's artifact bucket (reports/<release id>/release.html)."
+        ),
+    ] = False,
+    exports: Annotated[
+        Path | None,
+        typer.Option("--exports", help="Write RELEASE_ID (and RELEASE_PAGE_URL) as shell exports, for CodeBuild."),
+    ] = None,
     root: RootOpt = Path("."),
     target: TargetOpt = None,
     as_json: JsonOpt = False,
@@ -49,6 +59,8 @@ def report(
         require_stage("--stage", name, release_stages(release), str(release))
     if against is not None:
         load_release(against)
+    if upload and (against is not None or len(stage or []) != 1):
+        raise GitopsError("--upload needs exactly one --stage (its bucket) and a target to read, not --against")
     scan_path = scan if scan is not None else (DEFAULT_SCAN if DEFAULT_SCAN.is_file() else None)
     results = read_scan_results(scan_path) if scan_path is not None else None
     if results is not None and results.release_id not in (None, manifest.release_id):
@@ -64,10 +76,23 @@ def report(
         progress(f"release {manifest.short_id}: {source}")
     page = collect_page(release, target=resolved, against=against, stages=stage, scan=results, scan_note=note)
     path = output or default_output(manifest.release_id)
-    atomic_write(path, render_html(page))
+    html = render_html(page)
+    atomic_write(path, html)
+    location = None
+    if upload:
+        from gitops.release.manifest import load_stage_config_from_release
+        from gitops.report.publish import upload_page
+
+        assert resolved is not None and stage
+        location = upload_page(resolved, load_stage_config_from_release(release, stage[0]), manifest.release_id, html)
+    if exports is not None:
+        from gitops.report.publish import write_exports
+
+        write_exports(exports, manifest.release_id, location)
     summary = {
         "release_id": page.release_id,
         "output": str(path),
+        "uploaded": None if location is None else {"s3": location.s3_uri, "console": location.console_url},
         "stages": {
             s.stage: {
                 "against": s.against,
@@ -85,3 +110,5 @@ def report(
         emit_json(summary)
         return
     out.print(f"release page: {path}")
+    if location is not None:
+        out.print(f"uploaded: {location.s3_uri}\nopen it: {location.console_url}", soft_wrap=True)

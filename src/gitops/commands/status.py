@@ -36,6 +36,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
+    from gitops.report.publish import page_location
 
     stages = load_stages(root)
     target, note = status_target(root, target_kind)
@@ -60,9 +61,11 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
             {"release_id": p.release_id, "requested_at": p.requested_at, "diff_summary": p.diff_summary}
             for p in (pending_approvals(cfg, target) if cfg.promote_to else [])
         ]
+        page = page_location(cfg, held.release_id) if held else None
         rows.append(
             {
                 "stage": name,
+                "release_page": {"s3": page.s3_uri, "console": page.console_url} if page else None,
                 "account": cfg.account,
                 "region": cfg.region,
                 "release_id": held.release_id if held else None,
@@ -99,6 +102,16 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
     out.print(table)
     if data["note"]:
         out.print(data["note"], markup=False)
+    for row in data["stages"]:
+        page = row["release_page"]
+        if page:
+            # The stage's Verify build uploads it; `gitops report` makes it here, from any checkout.
+            where = page["console"] if data["target"] == "aws" else page["s3"]
+            out.print(
+                f"{row['stage']}: release page {where} (or: gitops report --stage {row['stage']})",
+                markup=False,
+                soft_wrap=True,
+            )
     for row in data["stages"]:
         not_checked = (row["verified"] or {}).get("not_checked") or {}
         if not_checked:

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from gitops.config import StageConfig
+from gitops.errors import aws_error_text
 from gitops.release.diff import AssetChange, StageDiff, diff_releases
 from gitops.release.manifest import ReleaseManifest, load_release, load_stage_config_from_release
 from gitops.report.scan_results import ScanResults
@@ -119,11 +122,27 @@ class StageReader:
     def __init__(self, target: Target | None) -> None:
         self.target = target
 
-    def held(self, cfg: StageConfig, into: Path) -> Path | None:
+    def base(
+        self, cfg: StageConfig, release_id: str, history: list[HistoryEntry], into: Path
+    ) -> tuple[Path | None, str]:
+        """What the release changes in the stage: what it holds now, or, once it holds this release
+        (the page made in its Verify build), the release it held before."""
+        import shutil
+
         from gitops.promotion import envrepo
 
         assert self.target is not None
-        return envrepo.copy_head_release(self.target.env_repo_url(cfg), cfg.stage, into)
+        url = self.target.env_repo_url(cfg)
+        held = envrepo.copy_head_release(url, cfg.stage, into)
+        if held is None:
+            return None, f"{cfg.stage} holds no release yet"
+        if load_release(held).release_id != release_id:
+            return held, f"what {cfg.stage} holds now"
+        shutil.rmtree(held)
+        previous = next((h.release_id for h in history if h.release_id and h.release_id != release_id), None)
+        if previous is None:
+            return None, f"nothing: {cfg.stage} held no release before this one"
+        return envrepo.release_at(url, previous, into), f"release {previous[:12]}, which {cfg.stage} held before it"
 
     def history(self, cfg: StageConfig) -> list[HistoryEntry]:
         from gitops.promotion import envrepo
@@ -187,8 +206,15 @@ class StageReader:
         from gitops.promotion.approval import pending_approvals
 
         assert self.target is not None
-        waiting = [p for p in pending_approvals(cfg, self.target) if p.release_id == release_id]
         where = f"CodePipeline {cfg.release_pipeline_name}"
+        try:
+            waiting = [p for p in pending_approvals(cfg, self.target) if p.release_id == release_id]
+        except (BotoCoreError, ClientError) as exc:
+            why = f"could not read {where}: {aws_error_text(exc)}"
+            return [
+                EvidenceItem(f"deployed and verified in {cfg.stage}", NOT_READ, why),
+                EvidenceItem(f"approved in {cfg.stage}", NOT_READ, why),
+            ]
         verified = EvidenceItem(
             f"deployed and verified in {cfg.stage}",
             OK if waiting else NOT_READ,
@@ -263,9 +289,8 @@ def collect_page(
         for name in order:
             cfg = load_stage_config_from_release(release_dir, name)
             if reader.target is not None:
-                base = reader.held(cfg, Path(tmp) / name)
                 history: list[HistoryEntry] | None = reader.history(cfg)
-                against_text = f"what {name} holds now" if base else f"{name} holds no release yet"
+                base, against_text = reader.base(cfg, manifest.release_id, history or [], Path(tmp) / name)
                 note = ""
             else:
                 base = against
