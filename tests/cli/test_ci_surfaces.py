@@ -9,6 +9,7 @@ hold no shell logic: anything with an `if` belongs in the engine.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -162,6 +163,50 @@ def test_actionlint_catches_a_broken_workflow():
     assert done.returncode == 1 and '"runs-on" section is missing' in done.stdout, done.stdout + done.stderr
 
 
+# --- zizmor: the workflows' security audit ------------------------------------------------------------------
+
+
+def zizmor(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """zizmor (dev group, pinned) offline: its online audits (impostor commits, known-vulnerable
+    actions, ref confusion) need the GitHub API, which tests do not reach; SHA pins are checked above."""
+    binary = shutil.which("zizmor", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if binary is None:
+        pytest.fail("zizmor is not installed: it comes with the dev dependency group (zizmor==1.33.1)")
+    return subprocess.run(
+        [binary, "--offline", "--no-progress", "--persona", "auditor", "--format", "json", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_zizmor_finds_nothing_in_the_workflows_even_as_an_auditor():
+    done = zizmor(str(WORKFLOW_DIR.parent))  # .github/: the workflows and dependabot.yml
+    findings = json.loads(done.stdout or "[]")
+    shown = [f"{f['ident']}: {f['locations'][0]['symbolic']['key']}" for f in findings]
+    assert findings == [], shown
+    assert done.returncode == 0, done.stderr
+
+
+def test_zizmor_catches_a_template_injection(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request_target\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
+        "    permissions: {}\n    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    done = zizmor(str(bad))
+    idents = {f["ident"] for f in json.loads(done.stdout)}
+    assert {"template-injection", "dangerous-triggers"} <= idents, done.stdout[-2000:]
+
+
+def test_dependabot_keeps_the_action_pins_and_uv_lock_current():
+    config = load_yaml(WORKFLOW_DIR.parent / "dependabot.yml")
+    ecosystems = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert ecosystems == {("github-actions", "/"), ("uv", "/")}
+    assert (ROOT / "uv.lock").is_file()
+
+
 def test_the_workflows_are_one_per_concern():
     assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift"}
 
@@ -227,7 +272,12 @@ def test_checkouts_keep_no_credentials_and_aws_comes_only_from_oidc(path: Path):
             assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}: checkout keeps its token"
         if uses(step) == "aws-actions/configure-aws-credentials":
             given = step.get("with", {})
-            assert given.get("role-to-assume", "").startswith("${{ vars"), f"{path.name}: role from a variable"
+            role = given.get("role-to-assume", "")
+            if role == "${{ matrix.role }}":  # drift: one role per stage, each from its own variable
+                job = next(j for j in jobs(path).values() if step in j.get("steps", []))
+                role = " ".join(m["role"] for m in job["strategy"]["matrix"]["include"])
+                assert role.count("${{ vars.") == len(job["strategy"]["matrix"]["include"]), f"{path.name}: {role}"
+            assert role.startswith("${{ vars"), f"{path.name}: role from a variable"
             assert set(given) <= {"role-to-assume", "role-session-name", "aws-region"}
 
 
