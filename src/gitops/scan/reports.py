@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gitops.files import atomic_write
+from gitops.scan.cdk_sources import CdkSources, SourceLocation
 from gitops.scan.findings import Finding
 from gitops.scan.policy import Suppression
 from gitops.scan.result import ScanReport
@@ -20,31 +21,54 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _location(finding: Finding, uri: str) -> dict:
+def _physical(uri: str, line: int | None) -> dict:
     physical: dict = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
-    if finding.line and finding.line > 0:
-        physical["region"] = {"startLine": finding.line}
-    location: dict = {"physicalLocation": physical}
+    if line and line > 0:
+        physical["region"] = {"startLine": line}
+    return physical
+
+
+def _locations(finding: Finding, uri: str, source: SourceLocation | None) -> dict:
+    """Where a reviewer can open it: the CDK source that made the resource when known (the rendered
+    template is not in the repository, so code scanning could not annotate it), else the file itself;
+    the rendered template stays as a related location."""
+    location: dict = {"physicalLocation": _physical(uri, finding.line)}
     if finding.in_template:
         location["logicalLocations"] = [
             {"fullyQualifiedName": finding.target, "kind": "resource" if finding.resource else "module"}
         ]
-    return location
+    if source is None:
+        return {"locations": [location]}
+    primary = {
+        "physicalLocation": _physical(source.file, source.line),
+        "logicalLocations": location["logicalLocations"],
+        "message": {"text": f"construct {source.construct_path}"},
+    }
+    related = {"id": 1, "message": {"text": "the rendered template"}, "physicalLocation": location["physicalLocation"]}
+    return {"locations": [primary], "relatedLocations": [related]}
 
 
-def _result(finding: Finding, rule_index: int, uri: str, suppression: Suppression | None = None) -> dict:
+def _result(
+    finding: Finding,
+    rule_index: int,
+    uri: str,
+    suppression: Suppression | None = None,
+    source: SourceLocation | None = None,
+) -> dict:
     text = finding.message.rstrip(".") + "."
     others = [f"{f.tool} {f.rule_id}" for f in finding.also]
     if others:
         text += f" Also reported as: {', '.join(others)}."
     if finding.in_template:
         text += f" Resource: {finding.target}."
+    if source is not None:
+        text += " Rendered as [the template](1)."
     result: dict = {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": finding.severity,
         "message": {"text": text},
-        "locations": [_location(finding, uri)],
+        **_locations(finding, uri, source),
         "partialFingerprints": {"gitopsFinding/v1": _fingerprint(finding)},
         "properties": {"ruleIds": finding.rule_ids, "tools": finding.tools},
     }
@@ -60,6 +84,7 @@ def _result(finding: Finding, rule_index: int, uri: str, suppression: Suppressio
 
 def sarif_log(report: ScanReport) -> dict:
     """All tools in one log: a run per tool of the report, paths relative to the repository."""
+    sources = CdkSources(report.root, report.release_dir)
     by_tool: dict[str, list[tuple[Finding, Suppression | None]]] = {tool: [] for tool in report.tools}
     for finding in report.findings:
         by_tool.setdefault(finding.tool, []).append((finding, None))
@@ -70,7 +95,7 @@ def sarif_log(report: ScanReport) -> dict:
         rules: list[dict] = []
         index: dict[str, int] = {}
         results = []
-        for finding, reason in by_tool[tool]:
+        for finding, suppression in by_tool[tool]:
             if finding.rule_id not in index:
                 index[finding.rule_id] = len(rules)
                 rule: dict = {
@@ -83,7 +108,8 @@ def sarif_log(report: ScanReport) -> dict:
                 if finding.hint:
                     rule["help"] = {"text": finding.hint}
                 rules.append(rule)
-            results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), reason))
+            source = sources.locate(finding.file, finding.resource) if finding.in_template else None
+            results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), suppression, source))
         driver: dict = {"name": tool, "version": stats.version, "rules": rules}
         if stats.information_uri:
             driver["informationUri"] = stats.information_uri
