@@ -88,8 +88,8 @@ def sarif_log(report: ScanReport) -> dict:
     by_tool: dict[str, list[tuple[Finding, Suppression | None]]] = {tool: [] for tool in report.tools}
     for finding in report.findings:
         by_tool.setdefault(finding.tool, []).append((finding, None))
-    for finding, suppression in report.suppressed:
-        by_tool.setdefault(finding.tool, []).append((finding, suppression))
+    for finding, accepted in report.suppressed:
+        by_tool.setdefault(finding.tool, []).append((finding, accepted))
     runs = []
     for tool, stats in report.tools.items():
         rules: list[dict] = []
