@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from gitops.release.manifest import ReleaseManifest, load_release, load_stage_co
 from gitops.report.scan_results import ScanResults
 from gitops.target import Target
 
+log = logging.getLogger(__name__)
 PIN_FILES = {"model": "model.json", "app image": "app.json"}  # release-level pins, when the release carries them
 OK, MISSING, WAITING, FAILED, NOT_READ = "ok", "missing", "waiting", "failed", "not read"
 
@@ -297,6 +299,7 @@ def collect_page(
                 history = None
                 against_text = f"release {load_release(against).release_id[:12]} ({against})" if against else "nothing"
                 note = "not read: the page was made without a target"
+            log.debug("stage %s: comparing release %s with %s", name, manifest.release_id[:12], against_text)
             result = diff_releases(base, release_dir, [name])
             if not assets:
                 assets = result.assets
