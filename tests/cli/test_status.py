@@ -37,7 +37,7 @@ def test_status_after_the_embedded_target_stopped_reads_the_env_repos_and_says_w
     assert done.returncode == 0, done.stderr
     assert "dev" in done.stdout and "prod" in done.stdout
     assert "the embedded target is stopped" in done.stdout
-    assert "gitops rehearse --keep-running" in done.stdout
+    assert "`gitops local up` deploys them again from the env repos" in done.stdout
 
     as_json = _gitops("status", "--json", **{LOCAL_DIR_ENV: str(local_dir), TARGET_ENV: "local"})
     assert as_json.returncode == 0, as_json.stderr

@@ -12,7 +12,7 @@ from gitops.target import DEFAULT_LOCAL_DIR, Target
 
 STOPPED_NOTE = (
     "the embedded target is stopped: the env repos, executions and approvals below are read from {dir};"
-    " its AWS resources lived in the server's memory and are gone (`gitops rehearse --keep-running` keeps them)"
+    " its AWS resources lived in the server's memory: `gitops local up` deploys them again from the env repos"
 )
 
 
