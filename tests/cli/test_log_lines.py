@@ -29,17 +29,18 @@ def release(tmp_path_factory) -> Path:
     return out
 
 
-def _gitops(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _gitops(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("CODEBUILD_BUILD_ID", "GITOPS_LOG_LINES")}
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "gitops", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gitops", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
     )
 
 
 def _report(release: Path, tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     out = ["--output", str(tmp_path / "page.html")]
-    return _gitops(*flags, "report", "--release", str(release), "--against", str(release), *out, **env)
+    # From an empty directory: no reports/scan.sarif of another release is picked up.
+    return _gitops(*flags, "report", "--release", str(release), "--against", str(release), *out, cwd=tmp_path, **env)
 
 
 def test_in_codebuild_every_stderr_line_has_a_timestamp_and_a_level(release, tmp_path):

@@ -244,6 +244,16 @@ def test_the_report_verb_writes_the_page_against_a_release_and_refuses_a_scan_lo
     assert refused.returncode != 0
     assert f"the scan log is of release ffffffffffff, not {head_id[:12]}" in refused.stderr
     assert not (tmp_path / "no.html").exists()
+    # The default reports/scan.sarif an earlier scan left behind is not shown as this release's.
+    (tmp_path / "reports").mkdir()
+    other.rename(tmp_path / "reports" / "scan.sarif")
+    stale = subprocess.run(
+        [*args, "--output", str(tmp_path / "stale.html")], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert stale.returncode == 0, stale.stderr
+    page = (tmp_path / "stale.html").read_text()
+    assert "reports/scan.sarif is of release ffffffffffff, not this one: not shown" in page
+    assert SUPPRESSION_REASON not in page
 
 
 def test_once_the_stage_holds_the_release_the_page_compares_with_the_one_it_held_before(page_file, tmp_path):

@@ -63,12 +63,16 @@ def report(
         raise GitopsError("--upload needs exactly one --stage (its bucket) and a target to read, not --against")
     scan_path = scan if scan is not None else (DEFAULT_SCAN if DEFAULT_SCAN.is_file() else None)
     results = read_scan_results(scan_path) if scan_path is not None else None
+    note = f"no scan log here ({DEFAULT_SCAN} is written by `gitops scan`)"
     if results is not None and results.release_id not in (None, manifest.release_id):
-        raise GitopsError(
-            f"{scan_path}: the scan log is of release {results.release_id[:12]}, not {manifest.short_id}",
-            hint="scan this release (`gitops scan --release ...`) or give its own log with --scan",
-        )
-    note = "" if results else f"no scan log here ({DEFAULT_SCAN} is written by `gitops scan`)"
+        if scan is not None:  # named on the command line: the caller expects it to be this release's
+            raise GitopsError(
+                f"{scan_path}: the scan log is of release {results.release_id[:12]}, not {manifest.short_id}",
+                hint="scan this release (`gitops scan --release ...`) or give its own log with --scan",
+            )
+        # The default log left by an earlier scan: another release's results are not shown as this one's.
+        note = f"{DEFAULT_SCAN} is of release {results.release_id[:12]}, not this one: not shown (scan this release)"
+        results = None
     resolved = None if against is not None else status_target(root, target)[0]
     progress = None if as_json else (lambda msg: err.print(f"[dim]report[/] {msg}"))
     if progress:
