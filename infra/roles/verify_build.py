@@ -9,7 +9,7 @@ from gitops.config import StageConfig
 from infra import names
 from infra.roles.arns import StageArns
 from infra.roles.role import codebuild_principal, stage_role
-from infra.roles.statements import allow, build_basics, in_region, stacks_read
+from infra.roles.statements import allow, artifacts_write, build_basics, in_region, stacks_read
 
 
 def create(scope: Construct, cfg: StageConfig, key_arn: str) -> iam.Role:
@@ -37,6 +37,10 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
         allow(["sagemaker:DescribeEndpointConfig"], [arns.sagemaker("endpoint-config/*")], sid="ReadEndpointConfig"),
         allow(["sagemaker:DescribeModelPackageGroup"], [arns.model_package_group], sid="ReadModelPackageGroup"),
         *live_read(cfg, arns, key_arn),
+        # The release page (gitops report --upload): compared with the release the stage held before,
+        # from its env repository's history, and put where the approval action links to.
+        allow(["codecommit:GitPull"], [arns.env_repository], sid="ReadReleaseHistory"),
+        artifacts_write(arns, ["reports/"]),
     ]
 
 

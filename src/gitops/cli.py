@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gitops.errors import ERROR_LINE_LIMIT, GitopsError, aws_error_text, error_lines
+from gitops.log_console import LogConsole
 
 app = typer.Typer(
     name="gitops",
@@ -20,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
+err = LogConsole(stderr=True, highlight=False)  # progress and errors; log lines in a build (log_console.py)
 out = Console(highlight=False)
 
 RootOpt = Annotated[Path, typer.Option("--root", help="Repository root (the source tree).")]
@@ -69,8 +70,15 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the engine version.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also DEBUG lines: the engine's and botocore's logging.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines; results and errors only.")] = False,
 ) -> None:
     """GitOps CI/CD for SageMaker MLOps."""
+    if verbose and quiet:
+        raise GitopsError("--verbose and --quiet contradict each other: give one")
+    err.configure(verbose=verbose, quiet=quiet)
 
 
 def emit_json(data: object) -> None:
@@ -78,7 +86,7 @@ def emit_json(data: object) -> None:
 
 
 # The verb modules, in the order `gitops --help` lists them (the order of the loop).
-COMMAND_MODULES = ("render", "scan", "diff", "deploy", "promotion", "status", "rehearse", "local")
+COMMAND_MODULES = ("render", "scan", "diff", "report", "deploy", "promotion", "status", "rehearse", "local")
 
 
 def _register_commands() -> None:
@@ -91,13 +99,13 @@ def _register_commands() -> None:
 
 def report_error(line: str, hint: str = "", detail: str = "", *, as_json: bool = False) -> None:
     """An error as the CLI shows it: one short line, the hint, then the detail (and a JSON document with --json)."""
-    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True, level="ERROR")
     if hint:
-        err.print(f"[dim]hint: {escape(hint)}[/]", soft_wrap=True)
+        err.print(f"[dim]hint: {escape(hint)}[/]", soft_wrap=True, level="ERROR")
     if detail:
-        err.print("[dim]detail:[/]")
+        err.print("[dim]detail:[/]", level="ERROR")
         for text in detail.splitlines():
-            err.print(f"  {escape(text)}", soft_wrap=True, highlight=False)
+            err.print(f"  {escape(text)}", soft_wrap=True, highlight=False, level="ERROR")
     if as_json:
         emit_json({"error": line, "hint": hint or None, "detail": detail or None})
 
@@ -160,5 +168,5 @@ def main(args: list[str] | None = None) -> None:
         )
         sys.exit(1)
     if code == 130:  # typer turns Ctrl-C into exit code 130
-        err.print("[bold red]interrupted[/]: nothing was left half-written")
+        err.print("[bold red]interrupted[/]: nothing was left half-written", level="ERROR")
     sys.exit(code if isinstance(code, int) else 0)

@@ -147,6 +147,19 @@ ROWS = [
     ),
     pytest.param({}, ["verify", "--stage", "qa"], "--stage qa: no such stage (have dev, prod)", id="verify-stage"),
     pytest.param({}, ["deploy", "--stage", "qa"], "--stage qa: no such stage (have dev, prod)", id="deploy-stage"),
+    pytest.param({}, ["report", "--stage", "qa"], "--stage qa: no such stage (have dev, prod)", id="report-stage"),
+    pytest.param(
+        {},
+        ["report", "--upload", "--against", "release"],
+        "--upload needs exactly one --stage (its bucket) and a target to read, not --against",
+        id="report-upload-without-stage",
+    ),
+    pytest.param(
+        {},
+        ["verify", "--stage", "qa", "--release", "no-release-here"],
+        "--stage qa: no such stage (have dev, prod)",
+        id="verify-stage-before-any-release",
+    ),
     pytest.param(
         {}, ["diff", "--stage", "qa", "--json"], "--stage qa: no such stage (have dev, prod)", id="diff-stage-json"
     ),

@@ -597,7 +597,7 @@ def test_aws_target_requires_the_cdk_bootstrap(tmp_path: Path, moto_server, monk
     with pytest.raises(DeployError) as err:
         deploy_stage(release, "dev", Target("aws"))
     assert "is not CDK-bootstrapped (SSM parameter /cdk-bootstrap/hnb659fds/version is missing)" in str(err.value)
-    assert "cdk bootstrap aws://123456789012/eu-west-1" in err.value.hint
+    assert "npx aws-cdk@^2.1148 bootstrap aws://123456789012/eu-west-1" in err.value.hint
     import boto3
 
     cfn = boto3.client("cloudformation", region_name=REGION)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +95,27 @@ def test_verify_names_a_pipeline_changed_out_of_band(deployed: Path, target: Tar
     # A re-deploy converges, and verify agrees.
     assert [p.action for p in deploy_stage(deployed, "dev", target).pipelines] == ["updated"]
     assert verify_stage(deployed, "dev", target).ok
+
+
+def test_the_verify_verb_prints_each_check_once(deployed: Path, target: Target):
+    sm = clients(target)["sagemaker"]
+    sm.update_pipeline(PipelineName="mlops-dev-training", PipelineDefinition=json.dumps(pipeline_definition("hotfix")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_")}
+    env.update(GITOPS_TARGET="local", GITOPS_LOCAL_DIR=str(target.local_dir), COLUMNS="300")
+    done = subprocess.run(
+        [sys.executable, "-m", "gitops", "verify", "--stage", "dev", "--release", str(deployed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    rows = [line for line in done.stdout.splitlines() if "│" in line]
+    assert sum("mlops-dev-training" in row and "DIFFERS" in row for row in rows) == 1, done.stdout
+    assert sum("CREATE_COMPLETE" in row for row in rows) == 3, done.stdout  # one row per stack, not two
+    # stderr: what is being read per stack, then the one error line; the difference is not narrated again.
+    assert sum("definition sha256" in line for line in done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(("error: stage 'dev' does not match", "hint:")), done.stderr
 
 
 def test_verify_names_a_deleted_stack(deployed: Path, target: Target):

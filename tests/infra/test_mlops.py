@@ -168,8 +168,15 @@ def test_approval_notifies_an_encrypted_topic_and_points_at_the_release(synth, s
             "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": cfg.approval_email}
         )
     approve = next(s for s in pipeline_stages(synth, stage) if s["Name"] == "Approve")["Actions"][0]
-    assert "release/manifest.json" in approve["Configuration"]["CustomData"]
-    assert "#{SourceVariables.CommitId}" in approve["Configuration"]["ExternalEntityLink"]
+    # The approver reads the release id `gitops approve` asks for, and the link opens the release page
+    # the Verify build uploaded and exported (buildspecs/verify.yml exported-variables).
+    assert "Release #{VerifyVariables.RELEASE_ID} (" in approve["Configuration"]["CustomData"]
+    assert "#{SourceVariables.CommitId}" in approve["Configuration"]["CustomData"]
+    assert approve["Configuration"]["ExternalEntityLink"] == "#{VerifyVariables.RELEASE_PAGE_URL}"
+    verify = next(s for s in pipeline_stages(synth, stage) if s["Name"] == "Verify")["Actions"][0]
+    assert verify["Namespace"] == "VerifyVariables"
+    exported = read_buildspec(ROOT, names.VERIFY)["env"]["exported-variables"]
+    assert {"RELEASE_ID", "RELEASE_PAGE_URL"} <= set(exported)
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -38,6 +38,17 @@ def check_stage_marker(release: Path, stage: str) -> None:
         )
 
 
+def require_release_stage(stage: str, release: Path, root: Path) -> None:
+    """Refuse an unknown --stage first: against the release's stages, or infra/config/ when there is no release yet."""
+    from gitops.config import load_stages
+    from gitops.release.manifest import MANIFEST
+
+    if (release / MANIFEST).is_file():
+        require_stage("--stage", stage, release_stages(release), f"{release}/{MANIFEST} (the stages it was made for)")
+    else:
+        require_stage("--stage", stage, list(load_stages(root)), "infra/config/")
+
+
 @app.command()
 def deploy(
     stage: StageOpt,
@@ -54,7 +65,7 @@ def deploy(
     from gitops.deploy.apply import deploy_stage
 
     check_stage_marker(release, stage)
-    require_stage("--stage", stage, release_stages(release), str(release))
+    require_release_stage(stage, release, root)
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
     report = deploy_stage(
         release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
@@ -91,7 +102,7 @@ def verify(
     from gitops.promotion.state import LocalState
 
     check_stage_marker(release, stage)
-    require_stage("--stage", stage, release_stages(release), str(release))
+    require_release_stage(stage, release, root)
     resolved = target_from(root, target)
     progress = None if as_json else (lambda msg: err.print(f"[dim]verify[/] {msg}"))
     report = verify_stage(release, stage, resolved, progress=progress)

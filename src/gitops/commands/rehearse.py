@@ -48,7 +48,9 @@ def rehearse(
             confirm=confirm if sys.stdin.isatty() else None,
         )
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`")
+        err.print(
+            "[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`", level="ERROR"
+        )
         raise typer.Exit(130) from None
     if as_json:
         emit_json(

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_from
+from gitops.target import DEFAULT_LOCAL_DIR, Target
+
+STOPPED_NOTE = (
+    "the embedded target is stopped: the env repos, executions and approvals below are read from {dir};"
+    " its AWS resources lived in the server's memory: `gitops local up` deploys them again from the env repos"
+)
+
+
+def status_target(root: Path, target_kind: str | None) -> tuple[Target, str | None]:
+    """The target to report on; a stopped embedded target is still read from its files (what git and state hold)."""
+    from gitops.target import LOCAL_DIR_ENV, TARGET_ENV, TargetError
+
+    try:
+        return target_from(root, target_kind), None
+    except TargetError:
+        if (target_kind or os.environ.get(TARGET_ENV)) != "local":
+            raise
+        local_dir = Path(os.environ.get(LOCAL_DIR_ENV) or root / DEFAULT_LOCAL_DIR).resolve()
+        if not (local_dir / "repos").is_dir():
+            raise
+        return Target("local", local_dir), STOPPED_NOTE.format(dir=local_dir)
 
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
@@ -14,9 +36,10 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
+    from gitops.report.publish import page_location
 
     stages = load_stages(root)
-    target = target_from(root, target_kind)
+    target, note = status_target(root, target_kind)
     rows = []
     for name, cfg in stages.items():
         head, held = envrepo.current_release(target.env_repo_url(cfg))
@@ -38,9 +61,11 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
             {"release_id": p.release_id, "requested_at": p.requested_at, "diff_summary": p.diff_summary}
             for p in (pending_approvals(cfg, target) if cfg.promote_to else [])
         ]
+        page = page_location(cfg, held.release_id) if held else None
         rows.append(
             {
                 "stage": name,
+                "release_page": {"s3": page.s3_uri, "console": page.console_url} if page else None,
                 "account": cfg.account,
                 "region": cfg.region,
                 "release_id": held.release_id if held else None,
@@ -50,7 +75,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "waiting_approvals": waiting,
             }
         )
-    return {"target": target.kind, "stages": rows}
+    return {"target": target.kind, "note": note, "stages": rows}
 
 
 @app.command()
@@ -75,6 +100,18 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
             waiting,
         )
     out.print(table)
+    if data["note"]:
+        out.print(data["note"], markup=False)
+    for row in data["stages"]:
+        page = row["release_page"]
+        if page:
+            # The stage's Verify build uploads it; `gitops report` makes it here, from any checkout.
+            where = page["console"] if data["target"] == "aws" else page["s3"]
+            out.print(
+                f"{row['stage']}: release page {where} (or: gitops report --stage {row['stage']})",
+                markup=False,
+                soft_wrap=True,
+            )
     for row in data["stages"]:
         not_checked = (row["verified"] or {}).get("not_checked") or {}
         if not_checked:

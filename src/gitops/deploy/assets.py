@@ -49,14 +49,15 @@ class Assets:
                 raise DeployError(
                     f"stage '{self.config.stage}': account {self.config.account} region {self.config.region} is not"
                     f" CDK-bootstrapped (SSM parameter {name} is missing)",
-                    hint=f"run `cdk bootstrap aws://{self.config.account}/{self.config.region}` (or scripts/bootstrap)"
-                    " once per account and region",
+                    hint=f"run `npx aws-cdk@^2.1148 bootstrap aws://{self.config.account}/{self.config.region}`"
+                    " once per account and region, with that account's credentials",
                 ) from exc
             if version in self.rejected_bootstrap_versions():
                 raise DeployError(
                     f"stage '{self.config.stage}': CDK bootstrap version {version} in account {self.config.account}"
                     " is too old for these templates",
-                    hint="re-run `cdk bootstrap` (or scripts/bootstrap) to upgrade it",
+                    hint=f"re-run `npx aws-cdk@^2.1148 bootstrap aws://{self.config.account}/{self.config.region}`"
+                    " to upgrade it",
                 )
 
     def rejected_bootstrap_versions(self) -> set[str]:

@@ -97,9 +97,8 @@ class _StageVerify:
         self.live_stacks: dict[str, dict] = {}
 
     def add(self, kind: str, name: str, ok: bool, detail: str, skipped: bool = False) -> None:
+        # Recorded, not narrated: the verb prints each check once, in its table (progress says what is being read).
         self.report.checks.append(Check(kind, name, ok, detail, skipped))
-        if not ok:
-            self.say(f"DIFF {kind} {name}: {detail}")
 
     def stacks(self) -> None:
         cfn = self.aws.cfn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
+    # cfn-lint narrates at INFO ("Run scan of template ..."); when another library in the process
+    # has put the root logger at INFO (the SageMaker SDK can, during render), that leaked into
+    # `gitops scan` and `rehearse`. Its findings come back as matches; only its warnings are news.
+    logging.getLogger("cfnlint").setLevel(logging.WARNING)
     by_path = {str(t.tool_path): t for t in templates}
     regions = sorted({t.region for t in templates})
     present = {kind for t in templates for kind in t.resource_types}

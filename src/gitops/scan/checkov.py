@@ -52,12 +52,32 @@ def _lock_digest(lock: Path) -> str:
         raise CheckovMissing(f"{lock}: checkov's lock file is missing") from exc
 
 
+def _dead_shebang(env: Path) -> Path | None:
+    """A console script whose `#!` names an interpreter that is gone (an environment built elsewhere, then moved)."""
+    for script in sorted((env / "bin").iterdir()):
+        try:
+            with open(script, "rb") as handle:
+                first = handle.readline(512)
+        except OSError:
+            continue
+        if first.startswith(b"#!/"):
+            interpreter = Path(first[2:].split()[0].decode(errors="replace"))
+            if not interpreter.exists():
+                return script
+    return None
+
+
 def env_state(root: Path, lock: Path | None = None) -> str:
-    """ready, missing, or stale (built from another lock). lock: default <root>/scripts/checkov-requirements.txt."""
+    """ready, missing, or stale (built from another lock, or its scripts name a gone interpreter).
+
+    lock: default <root>/scripts/checkov-requirements.txt.
+    """
     env = env_dir(root)
     if not _python(env).exists() or not (env / STAMP).exists():
         return "missing"
-    return "ready" if (env / STAMP).read_text().strip() == _lock_digest(lock or root / LOCK) else "stale"
+    if (env / STAMP).read_text().strip() != _lock_digest(lock or root / LOCK):
+        return "stale"
+    return "stale" if _dead_shebang(env) is not None else "ready"
 
 
 @contextmanager
@@ -100,7 +120,10 @@ def install_checkov(root: Path, progress: Progress | None = None, lock: Path | N
         say(f"checkov: creating its environment in {env} from {lock} (once; checkov=={CHECKOV_VERSION})")
         tmp = Path(tempfile.mkdtemp(prefix=f".{env.name}.tmp-", dir=env.parent))
         try:
-            _run([uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(tmp)], "uv venv")
+            # --relocatable: the console scripts find their interpreter relative to themselves, so
+            # they still run after the rename below (an absolute #! would name the temporary path).
+            venv = [uv, "venv", "--quiet", "--allow-existing", "--relocatable", "--python", sys.executable, str(tmp)]
+            _run(venv, "uv venv")
             _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(lock)], "uv pip sync")
             (tmp / STAMP).write_text(digest + "\n")
             shutil.rmtree(env, ignore_errors=True)

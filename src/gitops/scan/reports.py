@@ -8,7 +8,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gitops.files import atomic_write
+from gitops.scan.cdk_sources import CdkSources, SourceLocation
 from gitops.scan.findings import Finding
+from gitops.scan.policy import Suppression
 from gitops.scan.result import ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -19,54 +21,81 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _location(finding: Finding, uri: str) -> dict:
+def _physical(uri: str, line: int | None) -> dict:
     physical: dict = {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"}}
-    if finding.line and finding.line > 0:
-        physical["region"] = {"startLine": finding.line}
-    location: dict = {"physicalLocation": physical}
+    if line and line > 0:
+        physical["region"] = {"startLine": line}
+    return physical
+
+
+def _locations(finding: Finding, uri: str, source: SourceLocation | None) -> dict:
+    """Where a reviewer can open it: the CDK source that made the resource when known (the rendered
+    template is not in the repository, so code scanning could not annotate it), else the file itself;
+    the rendered template stays as a related location."""
+    location: dict = {"physicalLocation": _physical(uri, finding.line)}
     if finding.in_template:
         location["logicalLocations"] = [
             {"fullyQualifiedName": finding.target, "kind": "resource" if finding.resource else "module"}
         ]
-    return location
+    if source is None:
+        return {"locations": [location]}
+    primary = {
+        "physicalLocation": _physical(source.file, source.line),
+        "logicalLocations": location["logicalLocations"],
+        "message": {"text": f"construct {source.construct_path}"},
+    }
+    related = {"id": 1, "message": {"text": "the rendered template"}, "physicalLocation": location["physicalLocation"]}
+    return {"locations": [primary], "relatedLocations": [related]}
 
 
-def _result(finding: Finding, rule_index: int, uri: str, suppression_reason: str | None = None) -> dict:
+def _result(
+    finding: Finding,
+    rule_index: int,
+    uri: str,
+    suppression: Suppression | None = None,
+    source: SourceLocation | None = None,
+) -> dict:
     text = finding.message.rstrip(".") + "."
     others = [f"{f.tool} {f.rule_id}" for f in finding.also]
     if others:
         text += f" Also reported as: {', '.join(others)}."
     if finding.in_template:
         text += f" Resource: {finding.target}."
+    if source is not None:
+        text += " Rendered as [the template](1)."
     result: dict = {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": finding.severity,
         "message": {"text": text},
-        "locations": [_location(finding, uri)],
+        **_locations(finding, uri, source),
         "partialFingerprints": {"gitopsFinding/v1": _fingerprint(finding)},
         "properties": {"ruleIds": finding.rule_ids, "tools": finding.tools},
     }
     if finding.hint:
         result["properties"]["hint"] = finding.hint
-    if suppression_reason is not None:
-        result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": suppression_reason}]
+    if suppression is not None:
+        entry: dict = {"kind": "external", "status": "accepted", "justification": suppression.reason}
+        if suppression.expires is not None:
+            entry["properties"] = {"expires": suppression.expires.isoformat()}
+        result["suppressions"] = [entry]
     return result
 
 
 def sarif_log(report: ScanReport) -> dict:
     """All tools in one log: a run per tool of the report, paths relative to the repository."""
-    by_tool: dict[str, list[tuple[Finding, str | None]]] = {tool: [] for tool in report.tools}
+    sources = CdkSources(report.root, report.release_dir)
+    by_tool: dict[str, list[tuple[Finding, Suppression | None]]] = {tool: [] for tool in report.tools}
     for finding in report.findings:
         by_tool.setdefault(finding.tool, []).append((finding, None))
-    for finding, suppression in report.suppressed:
-        by_tool.setdefault(finding.tool, []).append((finding, suppression.reason))
+    for finding, accepted in report.suppressed:
+        by_tool.setdefault(finding.tool, []).append((finding, accepted))
     runs = []
     for tool, stats in report.tools.items():
         rules: list[dict] = []
         index: dict[str, int] = {}
         results = []
-        for finding, reason in by_tool[tool]:
+        for finding, suppression in by_tool[tool]:
             if finding.rule_id not in index:
                 index[finding.rule_id] = len(rules)
                 rule: dict = {
@@ -79,7 +108,8 @@ def sarif_log(report: ScanReport) -> dict:
                 if finding.hint:
                     rule["help"] = {"text": finding.hint}
                 rules.append(rule)
-            results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), reason))
+            source = sources.locate(finding.file, finding.resource) if finding.in_template else None
+            results.append(_result(finding, index[finding.rule_id], report.repo_path(finding), suppression, source))
         driver: dict = {"name": tool, "version": stats.version, "rules": rules}
         if stats.information_uri:
             driver["informationUri"] = stats.information_uri
@@ -97,7 +127,9 @@ def sarif_log(report: ScanReport) -> dict:
                 },
             }
         )
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
+    # Which release and policy the verdict is about, for readers of the log (the release page).
+    properties = {"releaseId": report.release_id, "policy": report.policy_path, "passed": report.passed}
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs, "properties": properties}
 
 
 def write_sarif(report: ScanReport, path: Path) -> None:

@@ -27,6 +27,8 @@ def read(template: ActionTemplate) -> ApprovalAction:
 def run(action: ApprovalAction, context: ActionContext) -> ActionOutcome:
     where = context.where
     custom = context.substitute(action.custom_data, f"{where}: CustomData") if action.custom_data else None
+    if action.external_link:  # resolved as CodePipeline would: a variable no earlier action exported fails here
+        context.substitute(action.external_link, f"{where}: ExternalEntityLink")
     decision, summary = context.approval_gate(context.stage, action.name, custom)
     if decision == "Approved":
         return ActionOutcome(message=summary)
