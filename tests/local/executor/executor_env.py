@@ -64,3 +64,43 @@ class Embedded:
 
     def definition(self, name: str) -> dict:
         return copy.deepcopy(self.definitions[name])
+
+
+def processing_step(
+    name: str,
+    code_uri: str,
+    *,
+    inputs: list[dict] | None = None,
+    outputs: list[dict] | None = None,
+    arguments: list | None = None,
+    environment: dict | None = None,
+) -> dict:
+    """A hand-made Processing step in the shape the SDK renders: the code as the `code` input, run by python3."""
+    script = code_uri.rsplit("/", 1)[-1]
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/input/code/{script}"],
+                "ContainerArguments": arguments or [],
+                "ImageUri": "sklearn",
+            },
+            "Environment": environment or {},
+            "NetworkConfig": {"EnableNetworkIsolation": True},
+            "ProcessingInputs": [
+                *(inputs or []),
+                {
+                    "InputName": "code",
+                    "S3Input": {"LocalPath": "/opt/ml/processing/input/code", "S3Uri": code_uri, "S3InputMode": "File"},
+                },
+            ],
+            "ProcessingOutputConfig": {"Outputs": outputs or []},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large"}},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+        },
+    }
+
+
+def s3_output(name: str, local_path: str, uri) -> dict:
+    return {"OutputName": name, "S3Output": {"LocalPath": local_path, "S3Uri": uri, "S3UploadMode": "EndOfJob"}}

@@ -73,8 +73,11 @@ def plan_execution(definition: dict, given: dict[str, str], where: str) -> Execu
         steps[step.name] = step
     kinds = {}
     for step in flat:
-        kinds[step.name] = STEP_KINDS.find(step)
-        kinds[step.name].check(step)
+        try:
+            kinds[step.name] = STEP_KINDS.find(step)
+            kinds[step.name].check(step)
+        except ExecutorError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
     parameters = parameter_values(definition, given, where)
 
     depends_on: dict[str, set[str]] = {}

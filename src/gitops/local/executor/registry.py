@@ -83,7 +83,7 @@ class StepKinds:
         kind = self.kinds.get(step.type)
         if kind is None:
             raise UnsupportedStep(
-                f"{step.where}: step type {step.type!r} is not run by the local executor"
-                f" (supported: {self.supported}); nothing was run"
+                f"step '{step.name}': type {step.type} is not run by the local executor"
+                f" (it runs {self.supported}); nothing ran"
             )
         return kind
