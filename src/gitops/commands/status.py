@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_from
+from gitops.deploy.pipeline_runs import execution_summary
 
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.config import load_stages
+    from gitops.deploy.pipeline_runs import stage_pipeline_executions
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
+    from gitops.release.pipelines import discover_pipelines
 
     stages = load_stages(root)
     target = target_from(root, target_kind)
+    pipelines = discover_pipelines(root)
     rows = []
     for name, cfg in stages.items():
         head, held = envrepo.current_release(target.env_repo_url(cfg))
@@ -48,6 +53,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "last_execution": execution,
                 "verified": verified,
                 "waiting_approvals": waiting,
+                "pipeline_executions": stage_pipeline_executions(target, cfg, pipelines),
             }
         )
     return {"target": target.kind, "stages": rows}
@@ -83,6 +89,9 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
                 f"{row['stage']}: verified {row['verified']['at']};"
                 f" not checked here (not on the embedded target): {counts}"
             )
+    for row in data["stages"]:
+        for execution in row["pipeline_executions"]:
+            out.print(f"{row['stage']}: {escape(execution_summary(execution))}", soft_wrap=True)
     for row in data["stages"]:
         for w in row["waiting_approvals"]:
             out.print(f"\n[bold]waiting in {row['stage']}:[/] release {w['release_id']}")

@@ -8,11 +8,15 @@ import tarfile
 
 import joblib
 import pytest
-from executor_env import Embedded, latest_per_customer
+from executor_env import ROOT, Embedded, latest_per_customer
 
+from gitops.cli import main
+from gitops.config import load_stages
+from gitops.local.embedded import seed_env_repo
 from gitops.local.executor import PipelineExecution, run_definition
 from gitops.local.executor.athena import OfflineStoreAthena
 from gitops.local.executor.featurestore import LoopbackFeatureStore
+from gitops.target import LOCAL_DIR_ENV
 
 
 def run(embedded: Embedded, name: str, definition: dict | None = None, **parameters: str) -> PipelineExecution:
@@ -119,16 +123,41 @@ def test_training_trains_evaluates_and_registers_with_the_auc(embedded, trained)
     assert trained.step("CheckAuc").metadata["Conditions"][0]["LeftValue"] == auc
 
 
-def test_a_threshold_above_the_auc_ends_the_execution_at_the_fail_step(embedded, trained):
+def test_gitops_run_with_a_threshold_above_the_auc_ends_at_the_fail_step_and_status_shows_it(
+    embedded, trained, monkeypatch, capsys
+):
+    """`gitops run --target local` runs the definition deployed in the embedded SageMaker; status lists its steps."""
+    for cfg in load_stages(ROOT).values():
+        seed_env_repo(ROOT, embedded.target.local_dir, cfg)
+    name = embedded.stage.pipeline_name("training")
     with embedded.services() as services:
+        services.sagemaker.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=json.dumps(embedded.definition("training")),
+            RoleArn=embedded.stage.sagemaker_execution_role_arn,
+        )
         before = services.sagemaker.list_model_packages(ModelPackageGroupName=embedded.stage.model_package_group_name)
-    record = run(embedded, "training", AucThreshold="0.999")
-    auc = record.step("CheckAuc").metadata["Conditions"][0]["LeftValue"]
-    assert record.status == "Failed"
-    fail = record.step("AucBelowThreshold")
-    assert fail.status == "Failed"
-    assert fail.failure_reason == f"Model AUC {auc} is below the threshold 0.999; the model was not registered."
-    assert record.step("RegisterModel").status == "NotRun"
+    monkeypatch.setenv(LOCAL_DIR_ENV, str(embedded.target.local_dir))
+    args = ["run", "--stage", "dev", "--pipeline", "training", "--target", "local", "--param", "AucThreshold=0.999"]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--root", str(ROOT), "--release", str(ROOT / "no-release")])
+    assert exited.value.code == 1
+    error = capsys.readouterr().err
+    auc = trained.step("CheckAuc").metadata["Conditions"][0]["LeftValue"]
+    assert f"Failed: Step failure: AucBelowThreshold: Model AUC {auc} is below the threshold 0.999" in error
+
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--target", "local", "--json", "--root", str(ROOT)])
+    assert exited.value.code == 0
+    dev = next(s for s in json.loads(capsys.readouterr().out)["stages"] if s["stage"] == "dev")
+    last = next(e for e in dev["pipeline_executions"] if e["pipeline_name"] == name)
+    assert last["status"] == "Failed"
+    by_step = {s["name"]: s for s in last["steps"]}
+    assert by_step["AucBelowThreshold"]["failure_reason"] == (
+        f"Model AUC {auc} is below the threshold 0.999; the model was not registered."
+    )
+    assert by_step["Train"]["status"] == "Succeeded" and by_step["Train"]["seconds"] > 0
+    assert by_step["RegisterModel"]["status"] == "NotRun"
     with embedded.services() as services:
         after = services.sagemaker.list_model_packages(ModelPackageGroupName=embedded.stage.model_package_group_name)
     assert len(after["ModelPackageSummaryList"]) == len(before["ModelPackageSummaryList"])
