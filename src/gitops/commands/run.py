@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, err, out, require_stage, target_from
@@ -87,6 +88,10 @@ def run_pipeline(
         emit_json(record.to_json())
     else:
         out.print(steps_table(record))
+        for step in record.steps:
+            if step.status == "Failed" and step.metadata.get("log_tail"):
+                err.print(f"[bold]last lines of {step.name}'s log[/] ({step.metadata.get('log', 'not kept')}):")
+                err.print(escape(step.metadata["log_tail"]), soft_wrap=True, highlight=False)
     if record.status == "Failed" or (wait and record.status not in ("Succeeded", "Executing")):
         reason = f": {record.failure_reason}" if record.failure_reason else ""
         raise GitopsError(
