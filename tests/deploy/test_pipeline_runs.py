@@ -105,3 +105,23 @@ def test_the_last_execution_of_a_pipeline_never_run_is_none():
             {"PipelineName": "mlops-dev-training", "SortOrder": "Descending", "MaxResults": 1},
         )
         assert last_execution(sm, "mlops-dev-training", "dev") is None
+
+
+def test_the_status_line_lists_the_steps_that_ran_with_duration_and_reason():
+    from gitops.deploy.pipeline_runs import execution_summary
+
+    line = execution_summary(
+        {
+            "pipeline_name": "mlops-dev-training",
+            "execution_id": "abc123def456789",
+            "status": "Failed",
+            "steps": [
+                {"name": "Preprocess", "status": "Succeeded", "seconds": 4.83},
+                {"name": "Train", "status": "Failed", "seconds": 6.1, "failure_reason": "exit code 1: boom"},
+                {"name": "Evaluate", "status": "NotRun", "seconds": None},
+            ],
+        }
+    )
+    assert line == (
+        "mlops-dev-training abc123def456: Failed: Preprocess Succeeded 4.8s, Train Failed 6.1s (exit code 1: boom)"
+    )
