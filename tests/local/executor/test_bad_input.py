@@ -106,8 +106,8 @@ def test_an_unsupported_step_type_is_refused_before_anything_runs(embedded):
     with pytest.raises(UnsupportedStep) as refused:
         run(embedded, "unsupported", definition)
     assert str(refused.value) == (
-        "pipeline unsupported: step 'BatchScore': type Transform is not run by the local executor"
-        " (it runs Condition, Fail, Processing, RegisterModel, Training); nothing ran"
+        "pipeline unsupported: step 'BatchScore': type Transform: not run locally:"
+        " the executor runs Condition, Fail, Processing, RegisterModel, Training; nothing ran"
     )
     assert not (embedded.target.local_dir / RECORDS_DIR / "dev" / "unsupported").exists()
     with embedded.services() as services:

@@ -83,7 +83,7 @@ class StepKinds:
         kind = self.kinds.get(step.type)
         if kind is None:
             raise UnsupportedStep(
-                f"step '{step.name}': type {step.type} is not run by the local executor"
-                f" (it runs {self.supported}); nothing ran"
+                f"step '{step.name}': type {step.type}: not run locally: the executor runs {self.supported};"
+                " nothing ran"
             )
         return kind

@@ -68,7 +68,7 @@ def run(ctx: StepContext) -> StepOutcome:
     container.run(
         [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])],
         env,
-        cwd=container.path("/opt/ml/processing") if container.path("/opt/ml/processing").is_dir() else ctx.workdir,
+        cwd=container.path("/opt/ml"),
         timeout=timeout,
         log_path=ctx.workdir / "job.log",
         log=ctx.log,
