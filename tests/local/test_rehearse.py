@@ -104,9 +104,23 @@ def test_full_loop_reaches_prod_with_the_same_bytes(repo: Path, tmp_path: Path):
         ("dev", "Promote/Promote"),
         ("prod", "Deploy/Deploy"),
         ("prod", "Verify/Verify"),
+        # After dev's Deploy, its SageMaker pipelines really ran on the local executor.
+        ("dev", "feature-ingestion/IngestFeatures"),
+        ("dev", "training/Train"),
+        ("dev", "training/RegisterModel"),
     ]:
         assert ran[(stage, step)] == "Succeeded"
     assert held(repo) == {"dev": release_id, "prod": release_id}
+    dev = next(row for row in status(repo)["stages"] if row["stage"] == "dev")
+    executions = {e["pipeline_name"]: e for e in dev["pipeline_executions"]}
+    assert executions["mlops-dev-training"]["status"] == "Succeeded"
+    assert [s["name"] for s in executions["mlops-dev-training"]["steps"] if s["status"] == "Succeeded"] == [
+        "Preprocess",
+        "Train",
+        "Evaluate",
+        "CheckAuc",
+        "RegisterModel",
+    ]
     # status says, per stage and stack, what the embedded target could not deploy and so not verify.
     for row in status(repo)["stages"]:
         not_checked = row["verified"]["not_checked"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_from
+from gitops.deploy.pipeline_runs import execution_summary
 from gitops.target import DEFAULT_LOCAL_DIR, Target
 
 STOPPED_NOTE = (
@@ -33,13 +35,16 @@ def status_target(root: Path, target_kind: str | None) -> tuple[Target, str | No
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.config import load_stages
+    from gitops.deploy.pipeline_runs import stage_pipeline_executions
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
+    from gitops.release.pipelines import discover_pipelines
     from gitops.report.publish import page_location
 
     stages = load_stages(root)
     target, note = status_target(root, target_kind)
+    pipelines = discover_pipelines(root)
     rows = []
     for name, cfg in stages.items():
         head, held = envrepo.current_release(target.env_repo_url(cfg))
@@ -73,6 +78,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "last_execution": execution,
                 "verified": verified,
                 "waiting_approvals": waiting,
+                "pipeline_executions": stage_pipeline_executions(target, cfg, pipelines),
             }
         )
     return {"target": target.kind, "note": note, "stages": rows}
@@ -120,6 +126,9 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
                 f"{row['stage']}: verified {row['verified']['at']};"
                 f" not checked here (not on the embedded target): {counts}"
             )
+    for row in data["stages"]:
+        for execution in row["pipeline_executions"]:
+            out.print(f"{row['stage']}: {escape(execution_summary(execution))}", soft_wrap=True)
     for row in data["stages"]:
         for w in row["waiting_approvals"]:
             out.print(f"\n[bold]waiting in {row['stage']}:[/] release {w['release_id']}")
