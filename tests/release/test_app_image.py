@@ -53,7 +53,7 @@ def test_a_pinned_digest_runs_in_each_stage_from_that_stage_repository(tmp_path:
     [
         (
             "image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev-app:latest\n",
-            "field 'image': '111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev-app:latest' is not pinned by digest",
+            "mlops-dev-app:latest' is not pinned by digest",
         ),
         (
             "image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev-app@sha256:abc\n",
