@@ -89,3 +89,44 @@ def test_a_release_app_json_edited_to_a_tag_is_refused(tmp_path: Path):
     (tmp_path / "app.json").write_text(json.dumps({"image": DEV_IMAGE, "digest": "sha256:" + "cd" * 32}))
     with pytest.raises(ReleaseError, match="is not the image's"):
         read_release_app(tmp_path)
+
+
+def test_pin_image_writes_the_pin_keeping_its_comments_and_refuses_a_tag(tmp_path: Path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "infra" / "config", tmp_path / "infra" / "config")
+    _pin(tmp_path, "# reviewed pin\nimage: null\n")
+    gitops = [sys.executable, "-m", "gitops"]
+    done = subprocess.run(
+        [*gitops, "pin-image", "--image", DEV_IMAGE, "--root", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "app" / "image.yaml").read_text() == f"# reviewed pin\nimage: {DEV_IMAGE}\n"
+    assert load_pin(tmp_path, STAGES).digest == DIGEST  # type: ignore[union-attr]
+    tagged = DEV_IMAGE.replace(f"@{DIGEST}", ":latest")
+    refused = subprocess.run(
+        [*gitops, "pin-image", "--image", tagged, "--root", str(tmp_path)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "is not pinned by digest" in refused.stderr
+    assert (tmp_path / "app" / "image.yaml").read_text() == f"# reviewed pin\nimage: {DEV_IMAGE}\n"  # unchanged
+
+
+def test_the_digest_is_read_from_the_stage_registry_by_tag():
+    import boto3
+    from botocore.stub import Stubber
+
+    from gitops.release.app_image import registry_image
+
+    ecr = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [{"imageDigest": DIGEST, "imageTags": ["abc123"]}]},
+            {"repositoryName": "mlops-dev-app", "imageIds": [{"imageTag": "abc123"}]},
+        )
+        assert registry_image(STAGES["dev"], "abc123", ecr) == DEV_IMAGE
+        stub.add_client_error("describe_images", "ImageNotFoundException", "no such tag")
+        with pytest.raises(AppImageError, match="mlops-dev-app:nope: cannot read it from dev's registry"):
+            registry_image(STAGES["dev"], "nope", ecr)

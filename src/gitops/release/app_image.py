@@ -10,9 +10,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError, ReleaseError
+from gitops.files import atomic_write
 from gitops.strict_yaml import YamlError, load_yaml
 
 PIN_FILE = Path("app") / "image.yaml"
@@ -117,3 +119,31 @@ def read_release_app(release_dir: Path) -> AppImage | None:
     if image is not None and body.get("digest") != image.digest:
         raise ReleaseError(f"{path}: 'digest' {body.get('digest')!r} is not the image's {image.digest}")
     return image
+
+
+def write_pin(root: Path, reference: str, stages: dict[str, StageConfig]) -> tuple[AppImage | None, AppImage]:
+    """Pin reference in app/image.yaml (checked as render checks it); the previous and the new pin."""
+    image = parse_image(reference, "--image", stages)
+    assert image is not None  # a str was given
+    path = root / PIN_FILE
+    previous = load_pin(root, stages) if path.exists() else None
+    text = path.read_text(encoding="utf-8") if path.exists() else "image: null\n"
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    atomic_write(path, f"{header}image: {image.image}\n")
+    return previous, image
+
+
+def registry_image(cfg: StageConfig, tag: str, ecr: Any = None) -> str:
+    """The stage's app repository @ the digest ECR holds for tag: read from the registry, not from a build log."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = ecr or boto3.Session(region_name=cfg.region).client("ecr")
+    try:
+        found = client.describe_images(repositoryName=cfg.app_repository_name, imageIds=[{"imageTag": tag}])
+    except (BotoCoreError, ClientError) as exc:
+        raise AppImageError(
+            f"{cfg.app_repository_name}:{tag}: cannot read it from {cfg.stage}'s registry: {exc}"
+        ) from exc
+    digest = found["imageDetails"][0]["imageDigest"]
+    return f"{cfg.account}.dkr.ecr.{cfg.region}.amazonaws.com/{cfg.app_repository_name}@{digest}"
