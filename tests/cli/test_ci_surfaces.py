@@ -300,7 +300,7 @@ def test_promote_waits_for_the_prod_environment_then_approves_exactly_the_given_
 
 def test_image_builds_once_pushes_an_immutable_tag_with_oidc_and_proposes_the_digest_pin():
     path = WORKFLOW_DIR / "image.yml"
-    assert triggers(load_yaml(path))["push"] == {"branches": ["main"], "paths": ["app/**"]}
+    assert triggers(load_yaml(path))["push"] == {"branches": ["main"], "paths": ["app/**", "!app/image.yaml"]}
     (creds,) = [s for _, s in steps(path) if uses(s) == "aws-actions/configure-aws-credentials"]
     assert creds["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_TO_ASSUME }}"
     scripts = run_scripts(path)
