@@ -76,9 +76,14 @@ def test_the_database_is_private_encrypted_and_backed_up(synth, stage):
     assert "MasterUserPassword" in props and "resolve:secretsmanager" in str(props["MasterUserPassword"])
 
 
-def test_prod_database_is_multi_az_and_protected():
-    cfg = cfg_of("prod")
-    assert cfg.app.db_multi_az is True and cfg.retain_data is True
+def test_prod_database_is_multi_az_and_protected_and_its_service_cannot_be_deleted_unnoticed(synth):
+    template = synth.template("prod", "App")
+    _, db = _one(template, "AWS::RDS::DBInstance")
+    assert (db["Properties"]["MultiAZ"], db["Properties"]["DeletionProtection"]) == (True, True)
+    assert (db["DeletionPolicy"], db["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
+    _, alb = _one(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["deletion_protection.enabled"] == "true"
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
