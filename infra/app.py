@@ -77,6 +77,8 @@ def build_stage(
             description=f"{cfg.prefix} {spec.id}: {spec.description} (sagemaker-gitops)",
             termination_protection=cfg.retain_data,
         )
+        # Cost allocation: project and stage (above) and the component, on every resource that takes tags.
+        cdk.Tags.of(built[spec.id]).add("gitops:component", spec.id.lower())
     for spec in specs:
         for dependency in spec.depends_on:
             built[spec.id].add_stack_dependency(built[dependency])

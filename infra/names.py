@@ -89,3 +89,34 @@ def alarm_name(cfg: StageConfig, metric: str) -> str:
 
 def role_arn(account: str, name: str) -> str:
     return f"arn:aws:iam::{account}:role/{name}"
+
+
+# The serving app (App stack).
+APP_PORT = 8000  # the container's HTTP port (app/Dockerfile)
+APP_HEALTH_PATH = "/health"
+
+
+def app_role_name(cfg: StageConfig, role: str) -> str:
+    """The app's task role ("task") and task execution role ("task-execution")."""
+    return f"{cfg.prefix}-app-{role}"
+
+
+def app_log_group_name(cfg: StageConfig) -> str:
+    return f"/{cfg.project}/{cfg.stage}/app"
+
+
+def app_db_secret_name(cfg: StageConfig) -> str:
+    return f"{cfg.prefix}-app-db"
+
+
+def app_alarm_topic_name(cfg: StageConfig) -> str:
+    return f"{cfg.prefix}-app-alarms"
+
+
+def app_alarm_name(cfg: StageConfig, metric: str) -> str:
+    return f"{cfg.prefix}-app-{metric}"
+
+
+def app_logs_bucket_name(cfg: StageConfig) -> str:
+    """ALB and CloudFront access logs (both services deliver only to SSE-S3 buckets)."""
+    return f"{cfg.prefix}-app-logs-{cfg.account}-{cfg.region}"

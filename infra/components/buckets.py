@@ -26,6 +26,26 @@ def access_logs_bucket(scope: Construct, id: str, *, name: str, retain: bool, ex
     )
 
 
+def delivery_logs_bucket(scope: Construct, id: str, *, name: str, retain: bool, expire_days: int) -> s3.Bucket:
+    """Where ALB and CloudFront deliver access logs: SSE-S3 (neither writes SSE-KMS), ACLs for CloudFront.
+
+    CloudFront's standard logs are written through the bucket ACL by the awslogsdelivery account,
+    so objects stay owner-preferred rather than owner-enforced; no public access either way.
+    """
+    baseline = _baseline(retain) | {"object_ownership": s3.ObjectOwnership.BUCKET_OWNER_PREFERRED}
+    return s3.Bucket(
+        scope,
+        id,
+        bucket_name=name,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        lifecycle_rules=[
+            *_housekeeping_rules(),
+            s3.LifecycleRule(id="expire-logs", expiration=Duration.days(expire_days)),
+        ],
+        **baseline,
+    )
+
+
 def artifact_bucket(
     scope: Construct, id: str, *, name: str, key: kms.IKey, access_logs: s3.IBucket, retain: bool
 ) -> s3.Bucket:

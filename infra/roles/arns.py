@@ -91,6 +91,15 @@ class StageArns:
         return self.sagemaker(f"endpoint/{self.cfg.endpoint_name}")
 
     @property
+    def app_repository(self) -> str:
+        return self._arn("ecr", f"repository/{self.cfg.app_repository_name}")
+
+    @property
+    def app_db_secret(self) -> str:
+        """The app's DB secret: Secrets Manager appends six random characters to the name."""
+        return self._arn("secretsmanager", f"secret:{names.app_db_secret_name(self.cfg)}-??????")
+
+    @property
     def sagemaker_pipelines(self) -> str:
         return self.sagemaker(f"pipeline/{self.cfg.prefix}-*")
 

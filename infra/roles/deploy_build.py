@@ -85,4 +85,12 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
         ),
         # ListModelPackages has no resource-level permissions.
         allow(["sagemaker:ListModelPackages"], ["*"], in_region(cfg), sid="FindApprovedModel"),
+        # The App stack deployed: deploy waits for its service to settle on the release's image.
+        allow(
+            ["ecs:DescribeServices"],
+            [f"arn:aws:ecs:{cfg.region}:{cfg.account}:service/{cfg.app_cluster_name}/{cfg.app_service_name}"],
+            sid="WatchAppService",
+        ),
+        # DescribeTaskDefinition has no resource-level permissions.
+        allow(["ecs:DescribeTaskDefinition"], ["*"], in_region(cfg), sid="ReadAppTaskDefinitions"),
     ]

@@ -34,6 +34,17 @@ def statements(cfg: StageConfig, target: StageConfig, key_arn: str) -> list[iam.
         ),
         # GitPull: the stage's own history; GetFile: the release in the execution's source commit.
         allow(["codecommit:GetFile", "codecommit:GitPull"], [arns.env_repository], sid="ReadOwnHistory"),
+        # The app image the release pins, read from the stage's own repository to copy it into the target's.
+        allow(
+            [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:DescribeImages",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            [arns.app_repository],
+            sid="ReadAppImage",
+        ),
         allow(
             ["sts:AssumeRole"],
             [names.role_arn(target.account, names.promotion_role_name(target))],

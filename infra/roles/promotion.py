@@ -35,7 +35,20 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             {"StringEqualsIfExists": {"codecommit:References": ["refs/heads/main"]}},
             sid="PushMainOnly",
         ),
-        kms_use(key_arn, via_services=[f"codecommit.{cfg.region}.amazonaws.com"]),
+        # The promoted release's app image, copied into the stage's own repository (encrypted with its key).
+        allow(
+            [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:CompleteLayerUpload",
+                "ecr:DescribeImages",
+                "ecr:InitiateLayerUpload",
+                "ecr:PutImage",
+                "ecr:UploadLayerPart",
+            ],
+            [arns.app_repository],
+            sid="WriteAppImage",
+        ),
+        kms_use(key_arn, via_services=[f"codecommit.{cfg.region}.amazonaws.com", f"ecr.{cfg.region}.amazonaws.com"]),
     ]
 
 

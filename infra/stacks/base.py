@@ -125,4 +125,14 @@ def _stage_key(scope: Construct, cfg: StageConfig) -> kms.Key:
             conditions={"StringEquals": {"aws:SourceAccount": cfg.account}},
         )
     )
+    # AWS Budgets publishes the stage's budget alerts to the app's encrypted topic (App stack).
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="BudgetAlertsToEncryptedTopics",
+            principals=[iam.ServicePrincipal("budgets.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": cfg.account}},
+        )
+    )
     return key

@@ -1,4 +1,7 @@
-"""Network stack: an isolated VPC (no NAT, no internet gateway), flow logs, NACLs, security groups, endpoints."""
+"""Network stack: an isolated VPC (no NAT, no route out), flow logs, NACLs, security groups, endpoints.
+
+The one internet gateway is attached for CloudFront VPC origins and nothing routes to it.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Athena": ec2.InterfaceVpcEndpointAwsService.ATHENA,
     "Glue": ec2.InterfaceVpcEndpointAwsService.GLUE,
     "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+    # The serving app's tasks (App stack): the DB secret, and traces from the ADOT collector sidecar.
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "XRay": ec2.InterfaceVpcEndpointAwsService.XRAY,
 }
 
 
@@ -46,9 +52,11 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 # one by one rather than as Describe* wildcards.
 NETWORK_MANAGEMENT = [
     "ec2:AssociateRouteTable",
+    "ec2:AttachInternetGateway",
     "ec2:AuthorizeSecurityGroupEgress",
     "ec2:AuthorizeSecurityGroupIngress",
     "ec2:CreateFlowLogs",
+    "ec2:CreateInternetGateway",
     "ec2:CreateNetworkAcl",
     "ec2:CreateNetworkAclEntry",
     "ec2:CreateRouteTable",
@@ -58,6 +66,7 @@ NETWORK_MANAGEMENT = [
     "ec2:CreateVpc",
     "ec2:CreateVpcEndpoint",
     "ec2:DeleteFlowLogs",
+    "ec2:DeleteInternetGateway",
     "ec2:DeleteNetworkAcl",
     "ec2:DeleteNetworkAclEntry",
     "ec2:DeleteRouteTable",
@@ -68,6 +77,7 @@ NETWORK_MANAGEMENT = [
     "ec2:DeleteVpcEndpoints",
     "ec2:DescribeFlowLogs",
     "ec2:DescribeInstances",
+    "ec2:DescribeInternetGateways",
     "ec2:DescribeNetworkAcls",
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeRouteTables",
@@ -79,6 +89,7 @@ NETWORK_MANAGEMENT = [
     "ec2:DescribeVpcEncryptionControls",
     "ec2:DescribeVpcEndpoints",
     "ec2:DescribeVpcs",
+    "ec2:DetachInternetGateway",
     "ec2:DisassociateRouteTable",
     "ec2:ModifySubnetAttribute",
     "ec2:ModifyVpcAttribute",
@@ -182,6 +193,8 @@ class NetworkStack(StageStack):
                 open=False,
             )
 
+        _vpc_origin_gateway(self, self.vpc)
+
         subnet_ids = [subnet.subnet_id for subnet in self.vpc.isolated_subnets]
         parameters.publish(self, cfg, names.VPC_ID, self.vpc.vpc_id, "The stage's isolated VPC")
         parameters.publish_list(self, cfg, names.ISOLATED_SUBNET_IDS, subnet_ids, "Isolated subnets, one per AZ")
@@ -210,6 +223,17 @@ class NetworkStack(StageStack):
             *deploy.log_groups(arns),
             deploy.published_parameters(arns),
         ]
+
+
+def _vpc_origin_gateway(scope: Construct, vpc: ec2.Vpc) -> None:
+    """An internet gateway attached to the VPC with no route to it: CloudFront VPC origins require one.
+
+    AWS: "the VPC must have an internet gateway attached" for CloudFront to reach a private ALB
+    through a VPC origin; traffic then arrives on ENIs CloudFront places in the ALB's subnets. No
+    route table names the gateway (cfn-lint E9204 refuses one), so no subnet reaches the internet.
+    """
+    gateway = ec2.CfnInternetGateway(scope, "VpcOriginGateway")
+    ec2.CfnVPCGatewayAttachment(scope, "VpcOriginGatewayAttachment", vpc_id=vpc.vpc_id, internet_gateway_id=gateway.ref)
 
 
 def _isolated_subnet_acl(scope: Construct, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, vpc_cidr: str) -> None:

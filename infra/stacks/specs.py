@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gitops.errors import SynthError
+from infra.stacks.app import AppStack
+from infra.stacks.app_images import AppImagesStack
 from infra.stacks.base import BaseStack
 from infra.stacks.inference import InferenceStack
 from infra.stacks.mlops import MLOpsStack
@@ -29,6 +31,8 @@ STACKS: tuple[StackSpec, ...] = (
     StackSpec("Network", NetworkStack, "isolated VPC and endpoints", depends_on=("Base",)),
     StackSpec("MLOps", MLOpsStack, "artifacts, registry, env pipeline", depends_on=("Base",)),
     StackSpec("Inference", InferenceStack, "endpoint, scaling, alarms", depends_on=("Network", "MLOps")),
+    StackSpec("AppImages", AppImagesStack, "app image repository", depends_on=("Base",)),
+    StackSpec("App", AppStack, "serving app, database, CDN, alarms", depends_on=("Network", "AppImages")),
 )
 
 

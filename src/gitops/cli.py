@@ -86,7 +86,19 @@ def emit_json(data: object) -> None:
 
 
 # The verb modules, in the order `gitops --help` lists them (the order of the loop).
-COMMAND_MODULES = ("render", "scan", "diff", "report", "deploy", "run", "promotion", "status", "rehearse", "local")
+COMMAND_MODULES = (
+    "render",
+    "scan",
+    "diff",
+    "report",
+    "deploy",
+    "run",
+    "promotion",
+    "status",
+    "rehearse",
+    "local",
+    "image",
+)
 
 
 def _register_commands() -> None:

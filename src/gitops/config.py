@@ -89,6 +89,94 @@ class InferenceConfig(_Strict):
         return self
 
 
+# Fargate's valid task sizes: vCPU units -> the memory (MiB) each allows
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+AcmCertificateArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")]
+CloudFrontCertificateArn = Annotated[
+    str, Field(pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+]
+CloudFrontWebAclArn = Annotated[
+    str, Field(pattern=r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[0-9a-f-]{36}$")
+]
+DomainName = Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
+
+
+class AppAlarmsConfig(_Strict):
+    """Thresholds of the serving app's alarms (the CPU alarm is the seed's: over 80 % for 300 s)."""
+
+    cpu_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    cpu_seconds: Literal[60, 120, 180, 300, 600, 900] = 300
+    error_rate_percent: Annotated[int | float, Field(gt=0, le=100)] = 5
+    p90_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 1000
+
+
+class AppConfig(_Strict):
+    """The serving app (App stack): Fargate tasks behind CloudFront, PostgreSQL, alarms and a budget."""
+
+    min_tasks: Annotated[int, Field(ge=1, le=50)] = 1
+    max_tasks: Annotated[int, Field(ge=1, le=100)] = 2
+    cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = 256
+    memory_mib: Annotated[int, Field(ge=512)] = 512
+    target_cpu_percent: Annotated[int, Field(ge=10, le=90)] = 60
+    target_requests_per_task: Annotated[int, Field(ge=1, le=100000)] = 200
+    db_instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t4g.micro"
+    db_storage_gib: Annotated[int, Field(ge=20, le=1000)] = 20
+    db_multi_az: bool = False
+    db_backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 400, 545, 731] = 30
+    # An ACM certificate in the stage's region: the ALB then listens on HTTPS and CloudFront reaches it over TLS.
+    certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")] | None
+    ) = None
+    # The app's own domain names on CloudFront, with their ACM certificate (CloudFront takes those from us-east-1).
+    domain_names: list[DomainName] = Field(default_factory=list)
+    viewer_certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")] | None
+    ) = None
+    # A WAFv2 web ACL of scope CLOUDFRONT (those live in us-east-1) to attach to the distribution.
+    waf_web_acl_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[0-9a-f-]{36}$")]
+        | None
+    ) = None
+    alarms: AppAlarmsConfig = AppAlarmsConfig()
+    monthly_budget_usd: Annotated[int, Field(ge=1, le=1000000)] = 100
+
+    @model_validator(mode="after")
+    def _domain_with_certificate(self) -> AppConfig:
+        if bool(self.domain_names) != bool(self.viewer_certificate_arn):
+            raise ValueError("domain_names and viewer_certificate_arn go together: set both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _tasks_and_size(self) -> AppConfig:
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(f"min_tasks ({self.min_tasks}) must not exceed max_tasks ({self.max_tasks})")
+        allowed = FARGATE_SIZES[self.cpu]
+        if self.memory_mib not in allowed:
+            steps = {b - a for a, b in zip(allowed, allowed[1:], strict=False)}
+            takes = (
+                f"{allowed[0]}-{allowed[-1]} MiB in steps of {steps.pop()}"
+                if len(steps) == 1
+                else ", ".join(map(str, allowed)) + " MiB"
+            )
+            raise ValueError(
+                f"cpu {self.cpu} with memory_mib {self.memory_mib} is not a Fargate task size"
+                f" (cpu {self.cpu} takes {takes})"
+            )
+        return self
+
+
 class StageConfig(_Strict):
     """One deployment stage (an AWS account + region) and everything that differs per stage."""
 
@@ -103,6 +191,7 @@ class StageConfig(_Strict):
     network: NetworkConfig = NetworkConfig()
     training: TrainingConfig = TrainingConfig()
     inference: InferenceConfig = InferenceConfig()
+    app: AppConfig = AppConfig()
 
     @model_validator(mode="after")
     def _bucket_name_fits(self) -> StageConfig:
@@ -111,6 +200,14 @@ class StageConfig(_Strict):
             raise ValueError(
                 f"project + stage too long: bucket name {self.artifact_bucket_name!r} exceeds S3's 63 characters"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _app_certificate_in_stage(self) -> StageConfig:
+        # An ALB takes a certificate of its own account and region only.
+        arn = self.app.certificate_arn
+        if arn is not None and arn.split(":")[3:5] != [self.region, self.account]:
+            raise ValueError(f"app.certificate_arn must be an ACM certificate of {self.account} in {self.region}")
         return self
 
     @field_validator("approval_email")
@@ -172,6 +269,20 @@ class StageConfig(_Strict):
     def endpoint_name(self) -> str:
         return f"{self.prefix}-endpoint"
 
+    # The serving app (App and AppImages stacks): names the engine's deploy and promote share with infra.
+    @property
+    def app_repository_name(self) -> str:
+        """The stage's ECR repository of the app image (deploy runs <repository>@sha256:...)."""
+        return f"{self.prefix}-app"
+
+    @property
+    def app_cluster_name(self) -> str:
+        return f"{self.prefix}-app"
+
+    @property
+    def app_service_name(self) -> str:
+        return f"{self.prefix}-app"
+
     def pipeline_name(self, pipeline: str) -> str:
         return f"{self.prefix}-{pipeline}".replace("_", "-")
 
@@ -200,7 +311,9 @@ def load_stage_config(path: Path, shown: str | Path | None = None) -> StageConfi
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{shown}: unknown field '{field}'{more}") from exc
         message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{shown}: field '{field}': {message} (got {err.get('input')!r}){more}") from exc
+        got = err.get("input")
+        shown_input = "" if isinstance(got, dict | list) else f" (got {got!r})"  # a whole section says nothing
+        raise ConfigError(f"{shown}: field '{field}': {message}{shown_input}{more}") from exc
     if config.stage != path.stem:
         raise ConfigError(f"{shown}: field 'stage' is '{config.stage}' but the file is named {path.name}")
     return config

@@ -208,7 +208,7 @@ def test_dependabot_keeps_the_action_pins_and_uv_lock_current():
 
 
 def test_the_workflows_are_one_per_concern():
-    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift"}
+    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "image"}
 
 
 # --- pinning, permissions, credentials --------------------------------------------------------------------
@@ -251,6 +251,8 @@ def test_concurrency_group_and_least_permissions(path: Path):
             needs["security-events"] = "write"
         if "gh pr comment" in scripts or "scripts/pr-comment" in scripts:
             needs["pull-requests"] = "write"
+        if "gh pr create" in scripts:  # a proposed commit: a branch pushed and a pull request opened
+            needs.update({"contents": "write", "pull-requests": "write"})
         assert granted == needs, f"{path.name}: job {name} asks for {granted}, needs exactly {needs}"
         assert job.get("timeout-minutes"), f"{path.name}: job {name} has no timeout-minutes"
 
@@ -349,6 +351,19 @@ def test_promote_waits_for_the_prod_environment_then_approves_exactly_the_given_
     (shown,) = [c for c in verbs_run(path, "change") if c[0] == "diff"]
     assert shown[shown.index("--from") + 1] == "dev" and shown[shown.index("--stage") + 1] == "prod"
     assert jobs(path)["approve"]["needs"] == "change"  # reviewers see the change before they approve
+
+
+def test_image_builds_once_pushes_an_immutable_tag_with_oidc_and_proposes_the_digest_pin():
+    path = WORKFLOW_DIR / "image.yml"
+    assert triggers(load_yaml(path))["push"] == {"branches": ["main"], "paths": ["app/**", "!app/image.yaml"]}
+    (creds,) = [s for _, s in steps(path) if uses(s) == "aws-actions/configure-aws-credentials"]
+    assert creds["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_TO_ASSUME }}"
+    scripts = run_scripts(path)
+    assert any('docker push "$REGISTRY/$REPOSITORY:$GITHUB_SHA"' in s for s in scripts)  # the commit, immutable
+    (pin,) = verbs_run(path)
+    assert pin == ["pin-image", "--stage", "dev", "--tag", "$GITHUB_SHA"]  # the digest read from the registry
+    proposal = next(s for s in scripts if "gh pr create" in s)
+    assert "commit" in proposal and "app/image.yaml" in proposal
 
 
 def test_drift_verifies_every_stage_against_its_environment_repository():

@@ -134,3 +134,57 @@ def test_names_that_would_break_s3_limits_are_refused(config_dir: Path):
     )
     with pytest.raises(ConfigError, match="exceeds S3's 63 characters"):
         load_stage_config(path)
+
+
+# The serving app's settings (App stack) ---------------------------------------------------------
+
+BASE = "stage: dev\naccount: '111111111111'\nregion: eu-west-1\napp:\n"
+
+
+@pytest.mark.parametrize(
+    ("app", "expected"),
+    [
+        ("  min_tasks: 3\n  max_tasks: 2\n", "field 'app': min_tasks (3) must not exceed max_tasks (2)"),
+        (
+            "  cpu: 256\n  memory_mib: 4096\n",
+            "field 'app': cpu 256 with memory_mib 4096 is not a Fargate task size (cpu 256 takes 512, 1024, 2048 MiB)",
+        ),
+        (
+            "  cpu: 1024\n  memory_mib: 1536\n",
+            "cpu 1024 with memory_mib 1536 is not a Fargate task size (cpu 1024 takes 2048-8192 MiB in steps of 1024)",
+        ),
+        ("  cpu: 300\n", "field 'app.cpu'"),
+        ("  db_instance_class: t4g.micro\n", "field 'app.db_instance_class'"),
+        ("  db_backup_retention_days: 0\n", "field 'app.db_backup_retention_days'"),
+        ("  certificate_arn: my-cert\n", "field 'app.certificate_arn'"),
+        ("  domain_names: [app.example.com]\n", "domain_names and viewer_certificate_arn go together"),
+        ("  alarms:\n    cpu_percent: 180\n", "field 'app.alarms.cpu_percent'"),
+        ("  monthly_budget_usd: 0\n", "field 'app.monthly_budget_usd'"),
+    ],
+)
+def test_bad_app_settings_are_refused_in_one_line_naming_the_field(config_dir: Path, app: str, expected: str):
+    path = _write(config_dir, "dev.yaml", BASE + app)
+    with pytest.raises(ConfigError) as info:
+        load_stage_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert expected in message
+    assert "\n" not in message and len(message) < 260, message
+
+
+def test_an_alb_certificate_of_another_region_is_refused(config_dir: Path):
+    arn = "arn:aws:acm:us-east-1:111111111111:certificate/12345678-1234-1234-1234-123456789012"
+    path = _write(config_dir, "dev.yaml", BASE + f"  certificate_arn: {arn}\n")
+    with pytest.raises(
+        ConfigError, match=r"app\.certificate_arn must be an ACM certificate of 111111111111 in eu-west-1"
+    ):
+        load_stage_config(path)
+
+
+def test_every_fargate_size_the_config_accepts_is_one_aws_lists():
+    from gitops.config import FARGATE_SIZES, AppConfig
+
+    assert AppConfig(cpu=256, memory_mib=512).memory_mib == 512
+    assert AppConfig(cpu=16384, memory_mib=122880).cpu == 16384
+    assert FARGATE_SIZES[512] == (1024, 2048, 3072, 4096)
+    assert FARGATE_SIZES[8192][:2] == (16384, 20480)  # steps of 4 GiB

@@ -23,6 +23,8 @@ REQUIRED_ENDPOINTS = {
     "ecr.dkr",
     "kms",
     "git-codecommit",
+    "secretsmanager",
+    "xray",
 }
 
 
@@ -37,20 +39,32 @@ INTERNET_GATEWAYS = (
 )
 
 
+# CloudFront VPC origins need an internet gateway attached to the VPC (with no route to it).
+VPC_ORIGIN_GATEWAY = {
+    ("Network", "VpcOriginGateway", "AWS::EC2::InternetGateway"),
+    ("Network", "VpcOriginGatewayAttachment", "AWS::EC2::VPCGatewayAttachment"),
+}
+
+
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_no_stack_has_a_way_to_the_internet(synth, stage):
-    """The promise the SageMaker group's HTTPS egress rests on: no gateway out, no default route."""
+    """The promise the SageMaker group's HTTPS egress rests on: no gateway out, no route to one, no default route."""
+    found = set()
     for sid in STACK_IDS:
         resources = synth.template(stage, sid)["Resources"]
-        found = [f"{lid} ({r['Type']})" for lid, r in resources.items() if r["Type"] in INTERNET_GATEWAYS]
-        assert found == [], f"{stage}/{sid}"
+        found |= {(sid, lid, r["Type"]) for lid, r in resources.items() if r["Type"] in INTERNET_GATEWAYS}
         for lid, r in resources.items():
             props = r.get("Properties", {})
             if r["Type"] == "AWS::EC2::Route":
                 assert props.get("DestinationCidrBlock") != "0.0.0.0/0", f"{stage}/{sid}/{lid}"
                 assert props.get("DestinationIpv6CidrBlock") != "::/0", f"{stage}/{sid}/{lid}"
+                assert "GatewayId" not in props and "NatGatewayId" not in props, f"{stage}/{sid}/{lid}"
             if r["Type"] == "AWS::EC2::Subnet":
                 assert props.get("MapPublicIpOnLaunch", False) is False, f"{stage}/{sid}/{lid}"
+    # Only the VPC origin's gateway, attached to the stage's VPC; nothing routes to it.
+    assert found == VPC_ORIGIN_GATEWAY, f"{stage}: {sorted(found)}"
+    attachment = synth.template(stage, "Network")["Resources"]["VpcOriginGatewayAttachment"]["Properties"]
+    assert attachment["InternetGatewayId"] == {"Ref": "VpcOriginGateway"}
 
 
 # Network --------------------------------------------------------------------------------------
@@ -60,8 +74,8 @@ def test_no_stack_has_a_way_to_the_internet(synth, stage):
 def test_network_is_isolated(synth, stage):
     cfg = cfg_of(stage)
     template = Template.from_json(synth.template(stage, "Network"))
-    for forbidden in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::VPCGatewayAttachment"):
-        template.resource_count_is(forbidden, 0)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::InternetGateway", 1)  # the VPC origin's, with no route to it
     template.resource_count_is("AWS::EC2::Route", 0)  # no route anywhere but local and the S3 gateway
     template.has_resource_properties("AWS::EC2::VPC", {"CidrBlock": cfg.network.vpc_cidr})
     subnets = synth.resources(stage, "Network", "AWS::EC2::Subnet")

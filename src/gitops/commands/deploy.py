@@ -70,9 +70,13 @@ def deploy(
     report = deploy_stage(
         release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
     )
+    from gitops.deploy.notify import notify_deploy
+
+    notification = notify_deploy(report)  # optional: skipped, and said so, without a webhook secret
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(report.to_dict() | {"notification": notification})
     else:
+        err.print(f"[dim]deploy[/] {notification}")
         table = Table(title=f"deploy {stage}: release {report.release_id[:12]}", title_justify="left")
         for col in ("stack", "action", "seconds", "note"):
             table.add_column(col)

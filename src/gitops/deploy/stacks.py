@@ -12,7 +12,7 @@ import uuid
 
 from botocore.exceptions import ClientError
 
-from gitops.deploy import live
+from gitops.deploy import app_service, live
 from gitops.deploy.assets import Assets
 from gitops.deploy.aws import (
     AWS_ERRORS,
@@ -30,6 +30,7 @@ from gitops.deploy.report import DeployReport, StackResult
 from gitops.deploy.templates import TEMPLATE_BODY_LIMIT, compact_json, template_references
 from gitops.errors import DeployFailed, aws_error_text
 from gitops.progress import Progress
+from gitops.release.app_image import NO_IMAGE_NOTE, read_release_app
 from gitops.release.assets import sha256_bytes
 from gitops.target import Target
 
@@ -70,6 +71,8 @@ class StackDeployer:
                 raise DeployFailed(f"stack {result.stack_name}: {result.reason}")
             if self.target.is_local:
                 result.repaired = self.repair_embedded(stack)
+            elif app_service.runs_app(stack):
+                self.wait_for_app(stack)
 
     # -- what each stack gets
 
@@ -112,9 +115,19 @@ class StackDeployer:
         return self.model_arn
 
     def stack_parameters(self, stack: StackPlan) -> list[dict[str, str]]:
+        if app_service.runs_app(stack):
+            return app_service.image_parameters(stack, self.plan.release_dir)
         if MODEL_PACKAGE_PARAMETER not in stack.parameters:
             return []
         return [{"ParameterKey": MODEL_PACKAGE_PARAMETER, "ParameterValue": self.model_package()}]
+
+    def wait_for_app(self, stack: StackPlan) -> None:
+        """The App stack deployed: its service must settle on the release's image (a rollback fails the deploy)."""
+        image = read_release_app(self.plan.release_dir)
+        if image is None:
+            self.say(f"{stack.stack_name}: {NO_IMAGE_NOTE}")
+            return
+        app_service.wait_for_service(self.aws.ecs, self.config, image, say=self.say)
 
     def template_location(self, stack: StackPlan) -> dict[str, str]:
         body = compact_json(stack.deployed)

@@ -17,6 +17,7 @@ from gitops.config import StageConfig
 from gitops.errors import GitopsError
 from gitops.machine import scratch
 from gitops.promotion import envrepo
+from gitops.promotion.app_image import carry_image
 from gitops.promotion.evidence import Evidence, require_approved
 from gitops.promotion.lineage import Lineage
 from gitops.release.manifest import load_release, load_stage_config_from_release
@@ -130,6 +131,10 @@ def promote_release(
     trailers = {"Promoted-From": from_stage, "Approved-By": approval.decided_by or "unknown"}
     if approval.execution_id:
         trailers["Approval-Execution"] = approval.execution_id
+    # The app image travels with the release: its digest into the target stage's own repository, checked.
+    image = carry_image(release_dir, source, dest, target)
+    if image is not None:
+        trailers["App-Image"] = image.image
     with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
         pushed = envrepo.push_release(
             target.env_repo_url(dest),

@@ -21,6 +21,7 @@ from pathlib import Path
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
 from gitops.progress import Progress
+from gitops.release.app_image import RELEASE_APP, load_pin, release_app_bytes
 from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.ci_calls import check_ci_calls
 from gitops.release.manifest import (
@@ -316,6 +317,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     check_out_dir(root, out)
     stages = load_stages(root)
     check_ci_calls(root)  # a misspelt verb in a buildspec fails here, not in the stage's build
+    app_image = load_pin(root, stages)  # an image not pinned by digest fails before any synth
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
     from gitops.release.pipelines import discover_pipelines
@@ -365,6 +367,8 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     for name, cfg in stages.items():
         # The validated settings travel with the release: deploy needs them, not the source tree.
         files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
+    # The app image by digest travels with the release: every stage runs exactly this (or no service).
+    files[RELEASE_APP] = release_app_bytes(app_image)
     if (root / RELEASE_POLICY).is_file():
         # The reviewed policy, byte for byte: every stage's scan uses this copy (covered by the id).
         files[RELEASE_POLICY] = (root / RELEASE_POLICY).read_bytes()
