@@ -92,7 +92,7 @@ def role_arn(account: str, name: str) -> str:
 
 
 # The serving app (App stack).
-APP_PORT = 8000  # the container's HTTP port (app/Dockerfile)
+APP_PORT = 8080  # the container's HTTP port (app/Dockerfile EXPOSE, prediction_service.settings)
 APP_HEALTH_PATH = "/health"
 
 

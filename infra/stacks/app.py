@@ -387,7 +387,7 @@ def _service(
     secret = database.secret
     assert secret is not None  # from_generated_secret always makes one
     for statement in [
-        allow(["sagemaker:InvokeEndpoint"], [arns.endpoint], sid="InvokeStageEndpoint"),
+        allow(["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"], [arns.endpoint], sid="InvokeStageEndpoint"),
         allow(
             ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], [secret.secret_arn], sid="ReadDbSecret"
         ),
@@ -480,20 +480,20 @@ def _service(
         environment={
             "APP_STAGE": cfg.stage,
             "AWS_REGION": cfg.region,
-            "SAGEMAKER_ENDPOINT_NAME": cfg.endpoint_name,
-            "DB_SECRET_ARN": secret.secret_arn,
+            "APP_ENDPOINT_NAME": cfg.endpoint_name,
+            "APP_DB_SECRET_ARN": secret.secret_arn,
+            "APP_PORT": str(names.APP_PORT),
+            "APP_TRACE_EXPORTER": "otlp",
             "OTEL_SERVICE_NAME": f"{cfg.prefix}-app",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+            # The app exports OTLP over HTTP (app/prediction_service/telemetry.py) to the ADOT sidecar.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
             "OTEL_PROPAGATORS": "xray",
             "OTEL_PYTHON_ID_GENERATOR": "xray",
         },
         health_check=ecs.HealthCheck(
-            command=[
-                "CMD",
-                "python",
-                "-c",
-                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{names.APP_PORT}{names.APP_HEALTH_PATH}')",
-            ],
+            # Liveness only (the image's own HEALTHCHECK): readiness of the DB and the endpoint is the
+            # load balancer's check, so an endpoint outage drains traffic instead of restarting tasks.
+            command=["CMD", "python", "-m", "prediction_service.liveness"],
             interval=Duration.seconds(30),
             timeout=Duration.seconds(5),
             retries=3,

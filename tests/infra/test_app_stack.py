@@ -151,7 +151,11 @@ def test_task_role_invokes_only_the_stage_endpoint_and_reads_only_its_secret(syn
     ]
     by_sid = {s["Sid"]: s for s in statements}
     assert set(by_sid) == {"InvokeStageEndpoint", "ReadDbSecret", "DecryptDbSecret", "SendTraces"}
-    assert by_sid["InvokeStageEndpoint"]["Action"] == "sagemaker:InvokeEndpoint"
+    # InvokeEndpoint to predict; DescribeEndpoint for the app's readiness check (GET /health).
+    assert set(as_list(by_sid["InvokeStageEndpoint"]["Action"])) == {
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:DescribeEndpoint",
+    }
     assert by_sid["InvokeStageEndpoint"]["Resource"] == (
         f"arn:aws:sagemaker:{cfg.region}:{cfg.account}:endpoint/{cfg.endpoint_name}"
     )
@@ -313,3 +317,27 @@ def test_the_embedded_target_lists_what_it_cannot_create_of_the_app_stacks(synth
         else:
             assert dropped_types == {"AWS::ECR::PullThroughCacheRule"}
             assert any(r["Type"] == "AWS::ECR::Repository" for r in projection.template["Resources"].values())
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_the_task_gives_the_app_every_setting_it_requires_on_the_port_it_serves(synth, stage):
+    """The container contract, read from both sides: app/ settings and the task definition."""
+    import sys
+
+    from infra_synth import ROOT
+
+    sys.path.insert(0, str(ROOT / "app"))
+    from prediction_service.settings import Settings
+
+    (_, task) = _one(synth.template(stage, "App"), "AWS::ECS::TaskDefinition")
+    app = next(c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == "app")
+    env = {e["Name"]: e["Value"] for e in app["Environment"]}
+    required = {
+        "AWS_REGION" if name == "region" else f"APP_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if field.is_required()
+    }
+    assert required <= set(env), f"the app cannot start without {sorted(required - set(env))}"
+    assert env["APP_TRACE_EXPORTER"] == "otlp" and env["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4318")
+    assert [m["ContainerPort"] for m in app["PortMappings"]] == [int(env["APP_PORT"])] == [names.APP_PORT]
+    assert app["HealthCheck"]["Command"] == ["CMD", "python", "-m", "prediction_service.liveness"]
