@@ -78,7 +78,9 @@ def emit_json(data: object) -> None:
 
 
 # The verb modules, in the order `gitops --help` lists them (the order of the loop).
-COMMAND_MODULES = ("render", "scan", "diff", "deploy", "promotion", "status", "rehearse", "local")
+COMMAND_MODULES: tuple[str, ...] = ("render", "scan", "diff", "deploy", "promotion", "status", "rehearse", "local")
+# Recovery after an account wipe: backup, restore, drill (gitops.recovery).
+COMMAND_MODULES += ("recovery",)
 
 
 def _register_commands() -> None:
