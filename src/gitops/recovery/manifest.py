@@ -136,12 +136,12 @@ def check_objects(backup_dir: Path, manifest: BackupManifest) -> int:
         if not path.is_relative_to(objects):
             raise BackupTampered(f"{backup_dir}: manifest entry '{entry.name}' points outside the set ({entry.path})")
         if not path.is_file():
-            raise BackupTampered(f"{backup_dir}: {entry.kind} object '{entry.name}' ({entry.path}) is missing")
+            raise BackupTampered(f"refusing backup {backup_dir.name}: {entry.kind} object {entry.name} is missing")
         found = file_sha256(path)
         if found != entry.sha256 or path.stat().st_size != entry.size:
             raise BackupTampered(
-                f"{backup_dir}: {entry.kind} object '{entry.name}' ({entry.path}) has sha256 {found[:12]},"
-                f" the manifest says {entry.sha256[:12]}: refusing the whole backup"
+                f"refusing backup {backup_dir.name}: {entry.kind} object {entry.name} has sha256 {found[:12]},"
+                f" its manifest says {entry.sha256[:12]}"
             )
         total += entry.size
     return total
