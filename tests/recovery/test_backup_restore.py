@@ -7,18 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from conftest import BackedUpStage
 
 from gitops.cli import main
 from gitops.recovery import restore as restore_module
 from gitops.recovery.backup import backup_stage
+from gitops.recovery.destination import backup_account_s3, download_set, upload_set
 from gitops.recovery.inventory import all_kinds
 from gitops.recovery.kinds.feature_offline import FeatureStoreOffline
 from gitops.recovery.kinds.model_registry import ModelRegistry
 from gitops.recovery.manifest import (
     MANIFEST_NAME,
+    BackupError,
     BackupIncomplete,
     BackupTampered,
+    check_objects,
     complete_backups,
     read_manifest,
 )
@@ -109,6 +113,41 @@ def test_one_changed_byte_refuses_the_backup_naming_the_object(
     assert exited.value.code == 1
     (line,) = [text for text in capsys.readouterr().err.splitlines() if text.startswith("error: ")]
     assert "model.tar.gz" in line and "refusing" in line and len(line) < 260
+
+
+def test_a_set_goes_to_the_backup_bucket_locked_manifest_last_and_comes_back_whole(
+    backed_up: BackedUpStage, tmp_path: Path
+):
+    s3 = backup_account_s3(backed_up.ctx.target.endpoint_url, backed_up.ctx.stage.region)
+    s3.create_bucket(
+        Bucket="unlocked-backups", CreateBucketConfiguration={"LocationConstraint": backed_up.ctx.stage.region}
+    )
+    with pytest.raises(BackupError, match="no Object Lock"):
+        upload_set(s3, backed_up.backup.path, "s3://unlocked-backups/dev")
+    s3.create_bucket(
+        Bucket="mlops-backups",
+        CreateBucketConfiguration={"LocationConstraint": backed_up.ctx.stage.region},
+        ObjectLockEnabledForBucket=True,
+    )
+    s3.put_object_lock_configuration(
+        Bucket="mlops-backups",
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 35}},
+        },
+    )
+    url = upload_set(s3, backed_up.backup.path, "s3://mlops-backups/dev")
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    manifest_key = f"{key}/{MANIFEST_NAME}"
+    head = s3.head_object(Bucket=bucket, Key=manifest_key)
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ServerSideEncryption"] == "aws:kms"
+    version = head["VersionId"]
+    with pytest.raises(ClientError):  # locked: not even the backup account deletes it within the window
+        s3.delete_object(Bucket=bucket, Key=manifest_key, VersionId=version)
+    copy = download_set(s3, url, tmp_path)
+    assert check_objects(copy, read_manifest(copy)) == sum(e.size for e in backed_up.backup.manifest.entries)
+    with pytest.raises(BackupIncomplete, match="interrupted"):
+        download_set(s3, "s3://mlops-backups/dev/dev-never-finished", tmp_path)
 
 
 def test_an_interrupted_restore_converges_and_a_second_restore_changes_nothing(backed_up: BackedUpStage):

@@ -12,10 +12,10 @@ from gitops.cli import JsonOpt, RootOpt, StageOpt, TargetOpt, app, emit_json, er
 
 DEFAULT_BACKUPS = Path(".gitops") / "backups"
 ToOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--to",
-        help="Directory to write the backup set under (default .gitops/backups).",
+        help="Directory, or s3://bucket/prefix of the backup account's Object Lock bucket (default .gitops/backups).",
     ),
 ]
 
@@ -50,12 +50,20 @@ def backup(
     as_json: JsonOpt = False,
 ) -> None:
     """Back up what the release cannot recreate (inventory in the README) into a new set; its manifest comes last."""
+    from gitops.machine import scratch
     from gitops.recovery.backup import backup_stage
+    from gitops.recovery.destination import backup_account_s3, upload_set
 
     ctx = _context(root, stage, target, online_record_id)
-    result = backup_stage(ctx, to or root / DEFAULT_BACKUPS, progress=_say(as_json))
+    with scratch("backup") as staging:
+        to_s3 = bool(to and to.startswith("s3://"))
+        result = backup_stage(ctx, staging if to_s3 else Path(to or root / DEFAULT_BACKUPS), progress=_say(as_json))
+        where = str(result.path)
+        if to and to_s3:
+            _say(as_json)(f"uploading to {to} (Object Lock, manifest last)")
+            where = upload_set(backup_account_s3(ctx.target.endpoint_url, ctx.stage.region), result.path, to)
     if as_json:
-        emit_json({"backup": str(result.path), "manifest": result.manifest.model_dump(mode="json")})
+        emit_json({"backup": where, "manifest": result.manifest.model_dump(mode="json")})
         return
     table = Table(title=f"backup of {stage}: release {result.manifest.release_id[:12]}", title_justify="left")
     for col in ("kind", "status", "objects", "reason"):
@@ -64,22 +72,30 @@ def backup(
         table.add_row(name, summary.status, str(summary.count), summary.reason)
     out.print(table)
     size = sum(e.size for e in result.manifest.entries)
-    out.print(f"{result.path}  ({len(result.manifest.entries)} objects, {size} bytes, {result.manifest.seconds:.1f} s)")
+    out.print(f"{where}  ({len(result.manifest.entries)} objects, {size} bytes, {result.manifest.seconds:.1f} s)")
 
 
 @app.command()
 def restore(
     stage: StageOpt,
-    from_: Annotated[Path, typer.Option("--from", help="The backup set directory (holding MANIFEST.json).")],
+    from_: Annotated[
+        str, typer.Option("--from", help="The backup set: a directory holding MANIFEST.json, or its s3:// URL.")
+    ],
     root: RootOpt = Path("."),
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every checksum, deploy the recorded release, put back each kind, verify and compare; idempotent."""
+    from gitops.machine import scratch
+    from gitops.recovery.destination import backup_account_s3, download_set
     from gitops.recovery.restore import restore_stage
 
     ctx = _context(root, stage, target)
-    report = restore_stage(ctx, from_, progress=_say(as_json))
+    with scratch("restore-set") as staging:
+        backup_dir = Path(from_)
+        if from_.startswith("s3://"):
+            backup_dir = download_set(backup_account_s3(ctx.target.endpoint_url, ctx.stage.region), from_, staging)
+        report = restore_stage(ctx, backup_dir, progress=_say(as_json))
     if as_json:
         emit_json(report.to_dict())
     else:
