@@ -35,7 +35,7 @@ class BackedUpStage:
         reset_moto(self.ctx.target.endpoint_url)
         shutil.rmtree(self.ctx.target.local_dir / "repos", ignore_errors=True)
         drill_data.drop_app_database(self.postgres, self.ctx)
-        self.ctx._session = None
+        self.ctx.forget_session()
         self.ctx.reset_database_password = drill_data.password_resetter(self.postgres, self.ctx)
 
     def copy_of_backup(self, dest: Path) -> Path:

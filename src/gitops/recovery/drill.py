@@ -151,7 +151,7 @@ def run_drill(root: Path, release_dir: Path, work: Path, *, progress: Progress |
             restores = {}
             for ctx in contexts:
                 ctx.reset_database_password = drill_data.password_resetter(postgres, ctx)
-                ctx._session = None  # the wipe took the roles its credentials came from
+                ctx.forget_session()
                 restores[ctx.stage.stage] = restore_stage(ctx, taken[ctx.stage.stage].path, progress=say)
             report.rto_seconds = round(time.perf_counter() - wipe_at, 2)
             for ctx in contexts:

@@ -35,6 +35,10 @@ class StageContext:
             self._session = self.target.session(self.stage)
         return self.target.client(self.stage, service, self._session)
 
+    def forget_session(self) -> None:
+        """Drop the cached session (a wipe took the roles its credentials came from)."""
+        self._session = None
+
     @property
     def env_repo_url(self) -> str:
         return self.target.env_repo_url(self.stage)

@@ -18,6 +18,7 @@ from gitops.recovery.manifest import BackupError, ManifestEntry, entry_for
 
 RUNTIME = "sagemaker-featurestore-runtime"
 BATCH = 100  # BatchGetRecord's limit of identifiers per feature group
+RETRIES = 3  # BatchGetRecord may leave identifiers unprocessed (throttling): asked again
 
 
 def _sorted(record: list[dict]) -> list[dict]:
@@ -39,16 +40,24 @@ class FeatureStoreOnline:
         records: dict[str, list[dict]] = {}
         ids = sorted(set(ctx.online_record_ids))
         for start in range(0, len(ids), BATCH):
-            answer = runtime.batch_get_record(
-                Identifiers=[{"FeatureGroupName": group, "RecordIdentifiersValueAsString": ids[start : start + BATCH]}]
-            )
-            if answer.get("Errors"):
-                first = answer["Errors"][0]
-                raise BackupError(
-                    f"BatchGetRecord {first.get('RecordIdentifierValueAsString')}: {first.get('ErrorMessage')}"
+            pending = ids[start : start + BATCH]
+            for _attempt in range(RETRIES):
+                answer = runtime.batch_get_record(
+                    Identifiers=[{"FeatureGroupName": group, "RecordIdentifiersValueAsString": pending}]
                 )
-            for found in answer.get("Records", []):
-                records[found["RecordIdentifierValueAsString"]] = _sorted(found["Record"])
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise BackupError(
+                        f"BatchGetRecord {first.get('RecordIdentifierValueAsString')}: {first.get('ErrorMessage')}"
+                    )
+                for found in answer.get("Records", []):
+                    records[found["RecordIdentifierValueAsString"]] = _sorted(found["Record"])
+                unprocessed = answer.get("UnprocessedIdentifiers") or []
+                pending = [i for u in unprocessed for i in u.get("RecordIdentifiersValueAsString", [])]
+                if not pending:
+                    break
+            if pending:
+                raise BackupError(f"BatchGetRecord left {len(pending)} records unprocessed after {RETRIES} tries")
         path = objects / self.name / f"{group}.json"
         atomic_write(path, json.dumps(records, indent=2, sort_keys=True))
         arn = f"arn:aws:sagemaker:{ctx.stage.region}:{ctx.stage.account}:feature-group/{group}"
