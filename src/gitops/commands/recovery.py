@@ -157,9 +157,15 @@ def drill(
         for s in report.stages:
             written = ", ".join(f"{v} {k}" for k, v in s.written.items())
             out.print(
-                f"{s.stage}: wrote {written}; the wipe took {s.wiped} of them away; verify: "
-                f"{'ok' if not s.restore.verify_problems else 'FAILED'}"
+                f"{s.stage}: wrote {written}; right after the wipe {s.wiped} of its {sum(s.backed_up.values())}"
+                f" backed-up objects were gone or different; verify: {'ok' if not s.restore.verify_problems else 'FAILED'}"
             )
+        for s in report.stages:
+            for k in s.restore.kinds:
+                for item in k.not_restored:
+                    out.print(f"{s.stage}: not restored: {item}")
+        for line in report.lost:
+            out.print(f"[red]did not come back[/] {line}")
         out.print("lost by design: " + "; ".join(x.what for x in LOST_BY_DESIGN))
         out.print(
             f"RPO: {report.rpo_items} items written after the backup were lost"
