@@ -158,7 +158,8 @@ def drill(
             written = ", ".join(f"{v} {k}" for k, v in s.written.items())
             out.print(
                 f"{s.stage}: wrote {written}; right after the wipe {s.wiped} of its {sum(s.backed_up.values())}"
-                f" backed-up objects were gone or different; verify: {'ok' if not s.restore.verify_problems else 'FAILED'}"
+                f" backed-up objects were gone or different;"
+                f" verify: {'ok' if not s.restore.verify_problems else 'FAILED'}"
             )
         for s in report.stages:
             for k in s.restore.kinds:
