@@ -98,6 +98,7 @@ COMMAND_MODULES = (
     "rehearse",
     "local",
     "image",
+    "recovery",
 )
 
 

@@ -1,0 +1,1 @@
+"""Recovery after an account wipe: what the release cannot recreate, backed up, restored and drilled."""
