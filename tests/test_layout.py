@@ -51,3 +51,11 @@ def test_no_import_cycle(tree: str, package_root: str, prefix: str):
         list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as cycle:
         pytest.fail(f"import cycle: {' -> '.join(cycle.args[1])}")
+
+
+def test_test_modules_have_unique_basenames():
+    """tests/ has no __init__.py: modules share one import namespace, and a repeated name breaks collection."""
+    seen: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}
