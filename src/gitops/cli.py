@@ -78,7 +78,7 @@ def emit_json(data: object) -> None:
 
 
 # The verb modules, in the order `gitops --help` lists them (the order of the loop).
-COMMAND_MODULES = ("render", "scan", "diff", "deploy", "promotion", "status", "rehearse", "local")
+COMMAND_MODULES = ("render", "scan", "diff", "deploy", "promotion", "status", "model", "rehearse", "local")
 
 
 def _register_commands() -> None:

@@ -42,23 +42,17 @@ def check_stage_marker(release: Path, stage: str) -> None:
 def deploy(
     stage: StageOpt,
     release: ReleaseDirOpt = Path("release"),
-    model_package_arn: Annotated[
-        str | None,
-        typer.Option("--model-package-arn", help="Serve this model package (default: latest Approved)."),
-    ] = None,
     root: RootOpt = Path("."),
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload assets, deploy the stage's stacks with change sets, upsert its SageMaker pipelines."""
+    """Stage the pinned model, upload assets, deploy the stage's stacks with change sets, upsert its pipelines."""
     from gitops.deploy.apply import deploy_stage
 
     check_stage_marker(release, stage)
     require_stage("--stage", stage, release_stages(release), str(release))
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
-    report = deploy_stage(
-        release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
-    )
+    report = deploy_stage(release, stage, target_from(root, target), progress=progress)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -71,6 +65,7 @@ def deploy(
         for p in report.pipelines:
             table.add_row(f"pipeline {p.name}", p.action, "", "")
         out.print(table)
+        out.print(f"model: {report.model}" + (f"; {report.model_artifact}" if report.model_artifact else ""))
         out.print(
             f"assets uploaded {len(report.assets_uploaded)}, unchanged {len(report.assets_skipped)};"
             f" {report.seconds:.1f}s"

@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-from botocore.exceptions import ClientError
-
 from gitops.deploy import live
 from gitops.deploy.assets import Assets
 from gitops.deploy.aws import (
@@ -21,11 +19,11 @@ from gitops.deploy.aws import (
     OK_STACK_STATES,
     USABLE_STACK_STATES,
     StageClients,
-    error_code,
     poll,
     stack_status,
 )
-from gitops.deploy.plan import MODEL_PACKAGE_PARAMETER, StackPlan, StagePlan
+from gitops.deploy.model_parameters import model_parameter_values
+from gitops.deploy.plan import StackPlan, StagePlan
 from gitops.deploy.report import DeployReport, StackResult
 from gitops.deploy.templates import TEMPLATE_BODY_LIMIT, compact_json, template_references
 from gitops.errors import DeployFailed, aws_error_text
@@ -47,7 +45,6 @@ class StackDeployer:
         assets: Assets,
         report: DeployReport,
         say: Progress,
-        model_package_arn: str | None,
     ) -> None:
         self.plan = plan
         self.config = plan.config
@@ -56,8 +53,6 @@ class StackDeployer:
         self.assets = assets
         self.report = report
         self.say = say
-        self.requested_arn = model_package_arn
-        self.model_arn: str | None = None
         self.execution_role_arn: str | None = None
         self.delay = 0.1 if target.is_local else 5.0
 
@@ -87,34 +82,10 @@ class StackDeployer:
             return None
         return f"arn:aws:iam::{self.config.account}:role/{self.config.cfn_execution_role_name}"
 
-    def model_package(self) -> str:
-        """The model the Inference stack serves: as requested, else the newest Approved one, else ""."""
-        if self.model_arn is not None:
-            return self.model_arn
-        if self.requested_arn is not None:
-            self.model_arn = self.requested_arn
-        else:
-            try:
-                found = self.aws.sagemaker.list_model_packages(
-                    ModelPackageGroupName=self.config.model_package_group_name,
-                    ModelApprovalStatus="Approved",
-                    SortBy="CreationTime",
-                    SortOrder="Descending",
-                    MaxResults=1,
-                )["ModelPackageSummaryList"]
-            except ClientError as exc:
-                if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
-                    raise
-                found = []  # no group yet: nothing approved
-            self.model_arn = found[0]["ModelPackageArn"] if found else ""
-            self.say(f"model package: {self.model_arn or 'none approved yet (no endpoint)'}")
-        self.report.model_package_arn = self.model_arn
-        return self.model_arn
-
     def stack_parameters(self, stack: StackPlan) -> list[dict[str, str]]:
-        if MODEL_PACKAGE_PARAMETER not in stack.parameters:
-            return []
-        return [{"ParameterKey": MODEL_PACKAGE_PARAMETER, "ParameterValue": self.model_package()}]
+        """The model parameters a stack declares, filled from the release's pin: nothing is looked up."""
+        values = model_parameter_values(self.plan.pin, self.config)
+        return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items() if k in stack.parameters]
 
     def template_location(self, stack: StackPlan) -> dict[str, str]:
         body = compact_json(stack.deployed)

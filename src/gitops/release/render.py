@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
+from gitops.model.pin import RELEASE_MODEL, load_pin, release_model_bytes, sample_request
 from gitops.progress import Progress
 from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.ci_calls import check_ci_calls
@@ -137,6 +138,8 @@ INFRA_INPUTS = (
     "pipeline_defs/features.py",
     "src/gitops",
 )
+# Verify sends the first records of the sample data to the served model.
+MODEL_SAMPLE_CSV = "pipeline_defs/feature_ingestion/sample/customers.csv"
 PIPELINE_INPUTS = (
     "pipeline_defs",
     "src/gitops/release/pipelines.py",
@@ -316,6 +319,7 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     check_out_dir(root, out)
     stages = load_stages(root)
     check_ci_calls(root)  # a misspelt verb in a buildspec fails here, not in the stage's build
+    pin = load_pin(root)  # a malformed model pin fails before any synth
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
     from gitops.release.pipelines import discover_pipelines
@@ -365,6 +369,11 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     for name, cfg in stages.items():
         # The validated settings travel with the release: deploy needs them, not the source tree.
         files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
+    # The served model travels with the release: deploy serves exactly this in every stage.
+    from pipeline_defs import features  # this checkout's schema (use_checkout above)
+
+    sample = sample_request(root / MODEL_SAMPLE_CSV, features.MODEL_INPUTS)
+    files[RELEASE_MODEL] = release_model_bytes(pin, sample)
     if (root / RELEASE_POLICY).is_file():
         # The reviewed policy, byte for byte: every stage's scan uses this copy (covered by the id).
         files[RELEASE_POLICY] = (root / RELEASE_POLICY).read_bytes()

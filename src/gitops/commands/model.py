@@ -1,0 +1,52 @@
+"""`gitops model propose`: turn an Approved model package into a proposed commit of the model pin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, err, out, target_from
+from gitops.errors import GitopsError
+
+model_app = typer.Typer(help="The served model: propose a registry approval as a commit of models/serving.yaml.")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("propose")
+def propose(
+    package: Annotated[
+        str | None,
+        typer.Option("--package", help="Model package ARN (default: the newest Approved in the training stage)."),
+    ] = None,
+    event: Annotated[
+        Path | None,
+        typer.Option("--event", help="An EventBridge model-package state-change event (JSON); only Approved proposes."),
+    ] = None,
+    root: RootOpt = Path("."),
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the package (Approved, artifact sha256, metrics vs every stage) and commit the pin on a new branch."""
+    from gitops.model.propose import propose_model
+
+    document = None
+    if event is not None:
+        try:
+            document = json.loads(event.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise GitopsError(f"--event {event}: not a readable JSON event ({exc})") from exc
+        if not isinstance(document, dict):
+            raise GitopsError(f"--event {event}: expected a JSON object (an EventBridge event)")
+    progress = None if as_json else (lambda msg: err.print(f"[dim]model[/] {msg}"))
+    proposal = propose_model(root, target_from(root, target), package_arn=package, event=document, progress=progress)
+    if as_json:
+        emit_json(proposal.to_dict())
+        return
+    if not proposal.proposed:
+        out.print(proposal.reason)
+        return
+    out.print(f"proposed on branch {proposal.branch} (commit {proposal.commit and proposal.commit[:12]}):")
+    out.print(proposal.description, markup=False)
