@@ -37,6 +37,8 @@ def build_release(
 
     `seal` passes on to seal_manifest (source_commit, tool_versions).
     """
+    # Every release carries the model pin render writes (model: null unless the test pins one).
+    files = {"model.json": b'{\n  "model": null,\n  "sample": null\n}\n', **files}
     manifest = seal_manifest(files, stages=stages, engine_wheel=engine_wheel, **seal)
     write_release_dir(out, files, manifest)
     if scanned:

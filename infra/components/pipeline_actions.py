@@ -18,6 +18,9 @@ RELEASE_MANIFEST = "release/manifest.json"
 # Pipeline variables CodePipeline resolves per execution.
 COMMIT_ID = f"#{{{SOURCE_NAMESPACE}.CommitId}}"
 EXECUTION_ID = "#{codepipeline.PipelineExecutionId}"
+# The Verify build exports MODEL (buildspecs/verify.yml): the approval names the model it approves.
+VERIFY_NAMESPACE = "VerifyVariables"
+VERIFIED_MODEL = f"#{{{VERIFY_NAMESPACE}.MODEL}}"
 
 
 def env_repository_source(
@@ -33,12 +36,15 @@ def env_repository_source(
     )
 
 
-def verb_build(action_name: str, project: codebuild.IProject, source: codepipeline.Artifact) -> actions.CodeBuildAction:
+def verb_build(
+    action_name: str, project: codebuild.IProject, source: codepipeline.Artifact, namespace: str | None = None
+) -> actions.CodeBuildAction:
     """Runs one gitops verb; the build learns which commit and execution it serves."""
     return actions.CodeBuildAction(
         action_name=action_name,
         project=project,
         input=source,
+        variables_namespace=namespace,
         environment_variables={
             "RELEASE_COMMIT": codebuild.BuildEnvironmentVariable(value=COMMIT_ID),
             # promote reads it to find its own execution's Verify and Approve results.
@@ -58,7 +64,8 @@ def release_approval(cfg: StageConfig, topic: sns.ITopic) -> actions.ManualAppro
         notification_topic=topic,
         additional_information=(
             f"Release {RELEASE_MANIFEST} at {cfg.env_repository_name}@{COMMIT_ID} is deployed and verified"
-            f" in '{cfg.stage}'. Approve to promote exactly these bytes to '{cfg.promote_to}'."
+            f" in '{cfg.stage}'. Model: {VERIFIED_MODEL}."
+            f" Approve to promote exactly these bytes to '{cfg.promote_to}'."
         ),
         external_entity_link=manifest_url,
         timeout=Duration.days(7),

@@ -295,7 +295,10 @@ def _release_pipeline(
             stage_name="Verify",
             actions=[
                 pipeline_actions.verb_build(
-                    "Verify", project(names.VERIFY, {}, f"gitops verify --stage {cfg.stage}"), source
+                    "Verify",
+                    project(names.VERIFY, {}, f"gitops verify --stage {cfg.stage}"),
+                    source,
+                    pipeline_actions.VERIFY_NAMESPACE,
                 )
             ],
         ),

@@ -50,3 +50,24 @@ def propose(
         return
     out.print(f"proposed on branch {proposal.branch} (commit {proposal.commit and proposal.commit[:12]}):")
     out.print(proposal.description, markup=False)
+
+
+@model_app.command("show")
+def show(
+    release: Annotated[Path, typer.Option("--release", help="The release whose model to show.")] = Path("release"),
+    against: Annotated[
+        Path | None, typer.Option("--against", help="Show the change from this release's model.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One line naming the release's model (package, sha256, AUC), or its change against another release."""
+    from gitops.model.change import release_model_change
+
+    change = release_model_change(against, release)
+    if as_json:
+        emit_json(change.to_dict())
+        return
+    if against is None:
+        out.print(change.after, markup=False)
+        return
+    out.print(change.headline() + "".join(f"; {line}" for line in change.lines), markup=False)

@@ -11,6 +11,7 @@ from gitops.cli import JsonOpt, RootOpt, TargetOpt, app, emit_json, out, target_
 
 def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.config import load_stages
+    from gitops.model.change import held_model
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
@@ -48,6 +49,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "last_execution": execution,
                 "verified": verified,
                 "waiting_approvals": waiting,
+                "model": held_model(target, cfg) if held else "no release",
             }
         )
     return {"target": target.kind, "stages": rows}
@@ -61,7 +63,7 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
         emit_json(data)
         return
     table = Table(title=f"target: {data['target']}", title_justify="left")
-    for col in ("stage", "account / region", "release", "env commit", "last execution", "waiting approval"):
+    for col in ("stage", "account / region", "release", "env commit", "last execution", "waiting approval", "model"):
         table.add_column(col)
     for row in data["stages"]:
         ex = row["last_execution"]
@@ -73,6 +75,7 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
             row["commit"][:10],
             f"{ex['status']} ({ex['id'][:8]})" if ex else "-",
             waiting,
+            row["model"],
         )
     out.print(table)
     for row in data["stages"]:

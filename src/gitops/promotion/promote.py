@@ -16,6 +16,7 @@ from pathlib import Path
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
 from gitops.machine import scratch
+from gitops.model.promotion import carry_model
 from gitops.promotion import envrepo
 from gitops.promotion.evidence import Evidence, require_approved
 from gitops.promotion.lineage import Lineage
@@ -130,6 +131,10 @@ def promote_release(
     trailers = {"Promoted-From": from_stage, "Approved-By": approval.decided_by or "unknown"}
     if approval.execution_id:
         trailers["Approval-Execution"] = approval.execution_id
+    # The model travels with the release: its bytes into the target stage's own bucket and registry.
+    carried = carry_model(release_dir, source, dest, target)
+    if carried is not None:
+        trailers["Model-Sha256"] = carried.artifact.sha256
     with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
         pushed = envrepo.push_release(
             target.env_repo_url(dest),

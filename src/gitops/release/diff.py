@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops.errors import ReleaseError
+from gitops.model.change import ModelChange, release_model_change
 from gitops.release.manifest import ReleaseManifest, load_release
 
 _ABSENT: Any = object()
@@ -114,10 +115,12 @@ class ReleaseDiff:
     assets_added: list[str]
     assets_removed: list[str]
     against: str | None = None  # what the base is, for readers: "stage dev", a directory ...
+    model: ModelChange | None = None  # the served model: package old -> new, metrics
 
     @property
     def empty(self) -> bool:
-        return all(s.empty for s in self.stages) and not self.assets_added and not self.assets_removed
+        model_same = self.model is None or not self.model.changed
+        return all(s.empty for s in self.stages) and not self.assets_added and not self.assets_removed and model_same
 
     @property
     def assets(self) -> list[AssetChange]:
@@ -180,6 +183,7 @@ class ReleaseDiff:
             list(data["assets_added"]),
             list(data["assets_removed"]),
             data.get("against"),
+            ModelChange(**{**data["model"], "package": tuple(data["model"]["package"])}) if data.get("model") else None,
         )
 
     # -- rendering ---------------------------------------------------------------------------
@@ -193,6 +197,8 @@ class ReleaseDiff:
         lines = [f"release {self.head_release[:12]} against {self._base_text()}"]
         if self.empty:
             return lines[0] + ": no changes"
+        if self.model is not None:
+            lines += [self.model.headline(), *(f"  ~ {line}" for line in self.model.lines)]
         for stage in self.stages:
             if stage.empty:
                 continue
@@ -224,6 +230,8 @@ class ReleaseDiff:
         out = [f"### Release `{self.head_release[:12]}` against {self._base_text('`')}", ""]
         if self.empty:
             return "\n".join(out + ["No changes.", ""])
+        if self.model is not None:
+            out += [f"**{self.model.headline()}**", "", *(f"- {line}" for line in self.model.lines), ""]
         for stage in self.stages:
             if stage.empty:
                 continue
@@ -590,4 +598,5 @@ def diff_releases(base: Path | None, head: Path, stages: list[str] | None = None
         result,
         sorted(new_assets - old_assets),
         sorted(old_assets - new_assets),
+        model=release_model_change(base, head),
     )
