@@ -6,6 +6,7 @@ as the rehearsal builds it until the local executor lands).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -23,9 +24,18 @@ from botocore.stub import Stubber
 from gitops.config import load_stages
 from gitops.errors import ERROR_LINE_LIMIT
 from gitops.local.embedded import start_server, stop_server
-from gitops.local.sample_model import TrainedModel, approve_package, register_model, train_sample_model
+from gitops.local.sample_model import (
+    TrainedModel,
+    approve_package,
+    register_model,
+    stand_in_image,
+    train_sample_model,
+)
+from gitops.model.artifact import ArtifactMissing, ensure_stage_artifact
+from gitops.model.change import model_change
 from gitops.model.invoke import call_endpoint, check_predictions, run_locally
-from gitops.model.pin import PIN_PATH, ModelPinError, load_pin, sample_request
+from gitops.model.pin import PIN_PATH, ModelPin, ModelPinError, load_pin, release_model_bytes, sample_request
+from gitops.model.promotion import carry_model
 from gitops.model.propose import ProposeError, event_decision, propose_model
 from gitops.target import Target
 
@@ -271,3 +281,101 @@ def test_a_package_under_the_threshold_or_with_a_changed_artifact_is_not_propose
     with pytest.raises(ProposeError, match=r"has sha256 .*, the package records "):
         propose_model(source, moto)  # the newest Approved: this one
     assert _branches(source) == ["main"]
+
+
+# ---------------------------------------------------------------- across accounts
+
+
+def _pin_for(trained: TrainedModel, dev, arn: str = GOOD_ARN.replace("/3", "/1")) -> ModelPin:
+    tag, digest = stand_in_image(dev.region)
+    return ModelPin.model_validate(
+        {
+            "model": {
+                "package_arn": arn,
+                "artifact": {
+                    "uri": f"s3://{dev.artifact_bucket_name}/{dev.pipeline_name('training')}/job-1/Train/output/model.tar.gz",
+                    "sha256": trained.sha256,
+                },
+                "image": f"{tag.rsplit(':', 1)[0]}@{digest}",
+                "metrics": trained.metrics,
+            }
+        }
+    )
+
+
+def test_prod_serves_the_pinned_bytes_from_its_own_account_whatever_happens_to_dev(source, moto, trained, tmp_path):
+    """(c) Promotion copies the pinned artifact into prod (sha256 checked) and registers it there as Approved;
+    afterwards a changed or deleted dev artifact cannot change what prod serves."""
+    stages = load_stages(source)
+    dev, prod = stages["dev"], stages["prod"]
+    _register(source, moto, trained)  # the training output in dev's bucket
+    pin = _pin_for(trained, dev)
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "model.json").write_bytes(release_model_bytes(pin, SAMPLE))
+    dev_s3 = moto.client(dev, "s3")
+    staged = ensure_stage_artifact(pin.model, dev, dev_s3, dev_s3)  # what dev's deploy does
+    assert staged.how.startswith("copied from s3://mlops-dev-artifacts-")
+    prod_s3, prod_sm = moto.client(prod, "s3"), moto.client(prod, "sagemaker")
+    prod_s3.create_bucket(
+        Bucket=prod.artifact_bucket_name, CreateBucketConfiguration={"LocationConstraint": prod.region}
+    )
+    prod_sm.create_model_package_group(ModelPackageGroupName=prod.model_package_group_name)
+    # Before promotion prod's deploy refuses: it never reads dev's bucket.
+    with pytest.raises(ArtifactMissing, match="stage 'prod': s3://mlops-prod-artifacts-222222222222-eu-west-1/models/"):
+        ensure_stage_artifact(pin.model, prod, prod_s3, None)
+
+    carried = carry_model(release, dev, prod, moto)
+    assert carried is not None and carried.registered
+    assert carried.artifact.uri == f"s3://{prod.artifact_bucket_name}/models/{trained.sha256}/model.tar.gz"
+    package = prod_sm.describe_model_package(ModelPackageName=carried.package_arn)
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert carried.package_arn.split(":")[4] == prod.account
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == carried.artifact.uri
+    metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, _, key = metrics_uri.removeprefix("s3://").partition("/")
+    report = json.loads(prod_s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert report["binary_classification_metrics"]["auc"]["value"] == trained.metrics["auc"]
+    again = carry_model(release, dev, prod, moto)  # re-running a promotion converges
+    assert again is not None and not again.registered and again.package_arn == carried.package_arn
+
+    # Dev's artifacts are overwritten, then deleted: prod's deploy still finds the pinned bytes in its own bucket.
+    for key in (pin.model.stage_artifact(dev)[1], pin.model.artifact.uri.split("/", 3)[3]):
+        dev_s3.put_object(Bucket=dev.artifact_bucket_name, Key=key, Body=b"tampered")
+    assert ensure_stage_artifact(pin.model, prod, prod_s3, None).how.startswith("in place")
+    for key in (pin.model.stage_artifact(dev)[1], pin.model.artifact.uri.split("/", 3)[3]):
+        dev_s3.delete_object(Bucket=dev.artifact_bucket_name, Key=key)
+    served = prod_s3.get_object(Bucket=prod.artifact_bucket_name, Key=pin.model.stage_artifact(prod)[1])["Body"].read()
+    assert hashlib.sha256(served).hexdigest() == trained.sha256 == pin.model.artifact.sha256
+    assert run_locally(served, SAMPLE, 5000).ok
+
+    # A promotion from a dev whose copy was changed carries nothing: the bytes must hash to the pin.
+    prod_s3.delete_object(Bucket=prod.artifact_bucket_name, Key=pin.model.stage_artifact(prod)[1])
+    dev_s3.put_object(Bucket=dev.artifact_bucket_name, Key=pin.model.stage_artifact(dev)[1], Body=b"tampered")
+    with pytest.raises(ModelPinError, match="has sha256 .*, the pin says .*; refusing to serve it"):
+        carry_model(release, dev, prod, moto)
+    with pytest.raises(ArtifactMissing):
+        ensure_stage_artifact(pin.model, prod, prod_s3, None)
+
+
+# ---------------------------------------------------------------- the change a release makes
+
+
+def test_the_model_change_names_old_and_new_package_and_metrics(trained):
+    from gitops.config import StageConfig
+
+    dev = StageConfig(stage="dev", account="111111111111", region="eu-west-1")
+    old = _pin_for(trained, dev)
+    assert old.model is not None
+    better = old.model.model_copy(
+        update={"package_arn": GOOD_ARN, "metrics": {**old.model.metrics, "auc": old.model.auc + 0.01}}
+    )
+    change = model_change(old, ModelPin(model=better))
+    assert change.changed and change.package == (old.model.package_arn, GOOD_ARN)
+    assert change.headline() == f"model: {old.describe()} -> {ModelPin(model=better).describe()}"
+    assert f"AUC {old.model.auc:.4f} -> {better.auc:.4f}" in change.lines
+    assert change.lines[0] == f"package {old.model.package_arn} -> {GOOD_ARN}"
+    first = model_change(None, old)
+    assert first.before == "none (no release)" and first.lines[0].startswith("package none -> ")
+    same = model_change(old, old)
+    assert not same.changed and same.headline().endswith("(unchanged)")
