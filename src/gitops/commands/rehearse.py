@@ -20,6 +20,12 @@ def rehearse(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave the embedded target up afterwards (`gitops local down`).")
     ] = False,
+    model: Annotated[
+        bool,
+        typer.Option(
+            "--model", help="Then the model's path: registered, approved, proposed as a pin, deployed, promoted."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Render, scan, publish to dev, deploy+verify dev, the approval click, promote, deploy+verify prod."""
@@ -46,6 +52,7 @@ def rehearse(
             log=log,
             show=err.print,
             confirm=confirm if sys.stdin.isatty() else None,
+            model=model,
         )
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: env repositories move only by atomic pushes; see `gitops status`")
@@ -58,6 +65,7 @@ def rehearse(
                 "already_promoted": result.already_promoted,
                 "final_releases": result.final_releases,
                 "steps": [s.__dict__ for s in result.steps],
+                "model": result.model.__dict__ if result.model else None,
             }
         )
         return
@@ -72,3 +80,9 @@ def rehearse(
         out.print(f"{stage:>6}: {rid or '(none)'}")
     if result.already_promoted:
         out.print("nothing to do: the last stage already holds this release")
+    if result.model is not None:
+        out.print(f"model {result.model.package_arn}: timings {result.model.timings}")
+        for line in result.model.lines:
+            out.print(line, markup=False)
+        for stage, sha in result.model.served.items():
+            out.print(f"{stage:>6} serves sha256 {sha}")

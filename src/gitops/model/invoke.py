@@ -7,9 +7,10 @@ model.tar.gz) runs on the pinned artifact in this process, and the result says t
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
+import os
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 from gitops.model.pin import SampleRequest
 
+SERVING_PYTHON_ENV = "GITOPS_SERVING_PYTHON"
 CONTENT_TYPE = "text/csv"
 ACCEPT = "application/json"
 
@@ -91,6 +93,31 @@ def call_endpoint(runtime: Any, endpoint_name: str, sample: SampleRequest, limit
     return _judge(how, body, sample, (time.perf_counter() - started) * 1000, limit_ms)
 
 
+# Run by the serving interpreter: the artifact's own code/inference.py, called as the serving container calls it.
+_SERVE = """
+import importlib.util, json, sys, time
+model_dir = sys.argv[1]
+spec = importlib.util.spec_from_file_location("inference", model_dir + "/code/inference.py")
+module = importlib.util.module_from_spec(spec)
+try:
+    spec.loader.exec_module(module)
+    model = module.model_fn(model_dir)
+except ImportError as exc:
+    print(json.dumps({"missing": exc.name}))
+    sys.exit(0)
+body = sys.stdin.buffer.read()
+started = time.perf_counter()
+answer, _ = module.output_fn(module.predict_fn(module.input_fn(body, sys.argv[2]), model), sys.argv[3])
+latency = (time.perf_counter() - started) * 1000
+print(json.dumps({"body": answer if isinstance(answer, str) else answer.decode(), "latency_ms": latency}))
+"""
+
+
+def serving_python() -> str:
+    """The interpreter standing in for the serving container: GITOPS_SERVING_PYTHON, else this one."""
+    return os.environ.get(SERVING_PYTHON_ENV) or sys.executable
+
+
 def run_locally(artifact: bytes, sample: SampleRequest, limit_ms: int) -> PredictionCheck:
     """The artifact's own code/inference.py on its own model, as the serving container would call it."""
     how = "local: code/inference.py of the pinned artifact (embedded target; moto cannot run a model)"
@@ -101,28 +128,22 @@ def run_locally(artifact: bytes, sample: SampleRequest, limit_ms: int) -> Predic
                 tar.extractall(model_dir, filter="data")
         except (tarfile.TarError, OSError) as exc:
             return PredictionCheck(False, how, f"model.tar.gz does not unpack: {exc}")
-        code = model_dir / "code" / "inference.py"
-        if not code.is_file():
+        if not (model_dir / "code" / "inference.py").is_file():
             return PredictionCheck(False, how, "model.tar.gz holds no code/inference.py")
-        name = f"_gitops_inference_{abs(hash(tmp))}"
-        spec = importlib.util.spec_from_file_location(name, code)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        started = 0.0
         try:
-            spec.loader.exec_module(module)
-            model = module.model_fn(str(model_dir))
-            # As an endpoint's ModelLatency: the request, not the container's start and model load.
-            started = time.perf_counter()
-            data = module.input_fn(sample.csv(), CONTENT_TYPE)
-            body, _content_type = module.output_fn(module.predict_fn(data, model), ACCEPT)
-        except ImportError as exc:
-            return PredictionCheck(
-                True, how, f"not run: the serving code needs {exc.name}, not installed here", skipped=True
+            done = subprocess.run(
+                [serving_python(), "-c", _SERVE, str(model_dir), CONTENT_TYPE, ACCEPT],
+                input=sample.csv(),
+                capture_output=True,
+                timeout=300,
             )
-        except Exception as exc:  # the model's own code failing is the finding
-            return PredictionCheck(False, how, f"the serving code failed: {type(exc).__name__}: {exc}")
-        finally:
-            sys.modules.pop(name, None)
-        latency = (time.perf_counter() - started) * 1000
-    return _judge(how, body.encode() if isinstance(body, str) else body, sample, latency, limit_ms)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return PredictionCheck(False, how, f"the serving code did not run: {exc}")
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        return PredictionCheck(False, how, f"the serving code failed: {last[:160]}")
+    result = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    if "missing" in result:
+        detail = f"not run: the serving code needs {result['missing']}; set {SERVING_PYTHON_ENV} to a Python with it"
+        return PredictionCheck(True, how, detail, skipped=True)
+    return _judge(how, result["body"].encode(), sample, float(result["latency_ms"]), limit_ms)
