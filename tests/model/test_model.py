@@ -379,3 +379,60 @@ def test_the_model_change_names_old_and_new_package_and_metrics(trained):
     assert first.before == "none (no release)" and first.lines[0].startswith("package none -> ")
     same = model_change(old, old)
     assert not same.changed and same.headline().endswith("(unchanged)")
+
+
+# ---------------------------------------------------------------- blue/green rollback (AWS, Stubber)
+
+
+def test_a_rolled_back_blue_green_update_is_reported_naming_the_alarm():
+    from gitops.config import StageConfig
+    from gitops.deploy.endpoint_rollback import explain_rollback
+
+    cfg = StageConfig(stage="dev", account="111111111111", region="eu-west-1")
+    keys = {"region_name": "eu-west-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    sm, cw = boto3.client("sagemaker", **keys), boto3.client("cloudwatch", **keys)
+    alarms = [{"AlarmName": "mlops-dev-endpoint-5xx-errors"}, {"AlarmName": "mlops-dev-endpoint-model-latency"}]
+    with Stubber(sm) as sm_stub, Stubber(cw) as cw_stub:
+        sm_stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": cfg.endpoint_name,
+                "EndpointArn": f"arn:aws:sagemaker:eu-west-1:111111111111:endpoint/{cfg.endpoint_name}",
+                "EndpointConfigName": "old-config",
+                "EndpointStatus": "InService",
+                "FailureReason": "Update rolled back: an alarm in the auto-rollback configuration was triggered",
+                "CreationTime": "2026-01-01T00:00:00Z",
+                "LastModifiedTime": "2026-01-01T00:10:00Z",
+                "LastDeploymentConfig": {
+                    "BlueGreenUpdatePolicy": {
+                        "TrafficRoutingConfiguration": {
+                            "Type": "CANARY",
+                            "WaitIntervalInSeconds": 300,
+                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                        }
+                    },
+                    "AutoRollbackConfiguration": {"Alarms": alarms},
+                },
+            },
+            {"EndpointName": cfg.endpoint_name},
+        )
+        cw_stub.add_response(
+            "describe_alarms",
+            {
+                "MetricAlarms": [
+                    {"AlarmName": "mlops-dev-endpoint-5xx-errors", "StateValue": "ALARM", "StateReason": "3 >= 1"},
+                    {"AlarmName": "mlops-dev-endpoint-model-latency", "StateValue": "OK", "StateReason": "fine"},
+                ]
+            },
+            {"AlarmNames": [a["AlarmName"] for a in alarms]},
+        )
+        message = explain_rollback(sm, cw, cfg)
+    assert message is not None
+    assert message.startswith(
+        "endpoint mlops-dev-endpoint rolled back the new model: alarm mlops-dev-endpoint-5xx-errors"
+    )
+    assert "model-latency" not in message.split(";")[0]
+
+    with Stubber(sm) as sm_stub:  # an endpoint that did not roll back: the stack's own reason stands
+        sm_stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
+        assert explain_rollback(sm, cw, cfg) is None

@@ -22,7 +22,8 @@ from gitops.deploy.aws import (
     poll,
     stack_status,
 )
-from gitops.deploy.model_parameters import model_parameter_values
+from gitops.deploy.endpoint_rollback import explain_rollback
+from gitops.deploy.model_parameters import MODEL_DATA_PARAMETER, model_parameter_values
 from gitops.deploy.plan import StackPlan, StagePlan
 from gitops.deploy.report import DeployReport, StackResult
 from gitops.deploy.templates import TEMPLATE_BODY_LIMIT, compact_json, template_references
@@ -62,6 +63,10 @@ class StackDeployer:
             result = self.deploy_stack(stack)
             self.report.stacks.append(result)
             if result.action == "failed":
+                if not self.target.is_local and MODEL_DATA_PARAMETER in stack.parameters and self.plan.pin.model:
+                    # A blue/green update SageMaker rolled back: the failure names the alarm that fired.
+                    rolled_back = explain_rollback(self.aws.sagemaker, self.aws.cloudwatch, self.config)
+                    result.reason = rolled_back or result.reason
                 raise DeployFailed(f"stack {result.stack_name}: {result.reason}")
             if self.target.is_local:
                 result.repaired = self.repair_embedded(stack)
