@@ -21,6 +21,7 @@ from gitops.deploy.model_parameters import (
     MODEL_IMAGE_PARAMETER,
     MODEL_PACKAGE_PARAMETER,
     MODEL_PACKAGE_TAG,
+    MODEL_PARAMETER_DEFAULTS,
     MODEL_PARAMETERS,
     MODEL_SHA256_PARAMETER,
     MODEL_SHA256_TAG,
@@ -71,7 +72,9 @@ class InferenceStack(StageStack):
         cfg = inputs.cfg
         key = parameters.stage_key(self, cfg)
         pinned = {
-            name: CfnParameter(self, name, type="String", default="", description=description)
+            name: CfnParameter(
+                self, name, type="String", default=MODEL_PARAMETER_DEFAULTS.get(name, ""), description=description
+            )
             for name, description in MODEL_PARAMETERS.items()
         }
         data_url = pinned[MODEL_DATA_PARAMETER].value_as_string

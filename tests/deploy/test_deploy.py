@@ -21,7 +21,7 @@ from release_builder import build_release, repin_release, stack_summary
 
 from gitops.config import StageConfig
 from gitops.deploy.apply import deploy_stage
-from gitops.deploy.model_parameters import MODEL_PARAMETERS
+from gitops.deploy.model_parameters import MODEL_PARAMETER_DEFAULTS, MODEL_PARAMETERS
 from gitops.deploy.order import stack_order
 from gitops.deploy.plan import plan_stage
 from gitops.deploy.templates import validate_template
@@ -172,7 +172,7 @@ def inference_template() -> dict:
                 },
             }
         },
-        {name: {"Type": "String", "Default": ""} for name in MODEL_PARAMETERS},
+        {name: {"Type": "String", "Default": MODEL_PARAMETER_DEFAULTS.get(name, "")} for name in MODEL_PARAMETERS},
         Conditions={"HasModel": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelDataUrl"}, ""]}]}},
     )
 

@@ -15,9 +15,9 @@ from infra_synth import (
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_endpoint_exists_only_with_a_pinned_model(synth, stage):
     template = synth.template(stage, "Inference")
-    for name in ("ModelDataUrl", "ModelImage", "ModelSha256", "ModelPackageArn"):
+    for name, default in (("ModelDataUrl", ""), ("ModelImage", "none"), ("ModelSha256", ""), ("ModelPackageArn", "")):
         parameter = template["Parameters"][name]
-        assert (parameter["Type"], parameter["Default"]) == ("String", ""), name
+        assert (parameter["Type"], parameter["Default"]) == ("String", default), name
     condition = template["Conditions"]["HasModel"]
     assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelDataUrl"}, ""]}]}
     for logical_id, resource in template["Resources"].items():

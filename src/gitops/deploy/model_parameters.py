@@ -15,6 +15,8 @@ MODEL_PARAMETERS = {
     MODEL_SHA256_PARAMETER: "sha256 of the pinned model.tar.gz",
     MODEL_PACKAGE_PARAMETER: "The model package the pin was proposed from (a record; not read at deploy)",
 }
+# What a parameter holds while nothing is pinned (cfn-lint checks an image reference is non-empty).
+MODEL_PARAMETER_DEFAULTS = {MODEL_IMAGE_PARAMETER: "none"}
 MODEL_SHA256_TAG = "gitops:model-sha256"
 MODEL_PACKAGE_TAG = "gitops:model-package"
 
@@ -23,7 +25,7 @@ def model_parameter_values(pin: ModelPin, config: StageConfig) -> dict[str, str]
     """What deploy passes: exactly the pin (all empty when nothing is pinned)."""
     model = pin.model
     if model is None:
-        return dict.fromkeys(MODEL_PARAMETERS, "")
+        return {name: MODEL_PARAMETER_DEFAULTS.get(name, "") for name in MODEL_PARAMETERS}
     return {
         MODEL_DATA_PARAMETER: model.stage_artifact_uri(config),
         MODEL_IMAGE_PARAMETER: model.image,
