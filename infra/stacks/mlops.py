@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -112,6 +113,7 @@ class MLOpsStack(StageStack):
         )
         model_group.apply_removal_policy(removal)
         _feature_group(self, cfg, key, self.artifacts)
+        _athena_workgroup(self, cfg, key)
 
         repository = codecommit.Repository(
             self,
@@ -137,6 +139,19 @@ class MLOpsStack(StageStack):
             allow(BUCKET_MANAGEMENT, [f"arn:aws:s3:::{arns.cfg.prefix}-*"], sid="ManageStageBuckets"),
             # The env repository's seed archive.
             allow(["s3:GetObject", "s3:GetObjectVersion"], [f"{arns.assets_bucket}/*"], sid="ReadCdkAssets"),
+            allow(
+                [
+                    "athena:CreateWorkGroup",
+                    "athena:DeleteWorkGroup",
+                    "athena:GetWorkGroup",
+                    "athena:ListTagsForResource",
+                    "athena:TagResource",
+                    "athena:UntagResource",
+                    "athena:UpdateWorkGroup",
+                ],
+                [arns.athena_workgroup],
+                sid="ManageTrainingWorkGroup",
+            ),
             deploy.sagemaker_resources(
                 [arns.model_package_group, arns.model_packages, arns.feature_group],
                 [
@@ -247,11 +262,38 @@ def _feature_group(scope: Construct, cfg: StageConfig, key: kms.IKey, bucket: s3
                 "KmsKeyId": key.key_arn,
             },
             "DisableGlueTableCreation": False,
+            # A fixed table name: the training pipeline's Athena query names it (features.offline_store_query).
+            "DataCatalogConfig": {
+                "Catalog": "AwsDataCatalog",
+                "Database": cfg.offline_store_database,
+                "TableName": cfg.offline_store_table,
+            },
         },
         role_arn=cfg.sagemaker_execution_role_arn,
     )
     group.node.add_dependency(bucket)
     group.apply_removal_policy(RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY)
+
+
+def _athena_workgroup(scope: Construct, cfg: StageConfig, key: kms.IKey) -> athena.CfnWorkGroup:
+    """The training pipeline's Athena workgroup: results in the artifact bucket, SSE-KMS (stage key), enforced."""
+    return athena.CfnWorkGroup(
+        scope,
+        "TrainingWorkGroup",
+        name=cfg.athena_workgroup_name,
+        description="The training pipeline's offline-store queries (features.offline_store_query)",
+        recursive_delete_option=not cfg.retain_data,
+        work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+            enforce_work_group_configuration=True,
+            publish_cloud_watch_metrics_enabled=True,
+            result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                output_location=cfg.athena_results_uri,
+                encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                    encryption_option="SSE_KMS", kms_key=key.key_arn
+                ),
+            ),
+        ),
+    )
 
 
 def _release_pipeline(

@@ -31,7 +31,9 @@ from gitops.progress import Progress
 from gitops.target import Target
 
 T = TypeVar("T")
-_NOT_COPIED = {".git", ".venv", "release", "reports", "node_modules", "cdk.out", "__pycache__", ".pytest_cache"}
+# Never copied anywhere in the tree; at the top only, also what the source tree's runs write there.
+_NOT_COPIED = {".git", ".venv", "node_modules", "cdk.out", "__pycache__", ".pytest_cache"}
+_NOT_COPIED_AT_TOP = {"release", "reports"}
 
 
 class ModelRehearsalFailed(GitopsError):
@@ -52,6 +54,8 @@ def scratch_source(root: Path, into: Path) -> Path:
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         skip = {n for n in names if n in _NOT_COPIED}
+        if Path(directory).resolve() == root.resolve():
+            skip |= {n for n in names if n in _NOT_COPIED_AT_TOP}
         if Path(directory).name == ".gitops":
             skip |= {n for n in names if n != "cache"}
         return skip
