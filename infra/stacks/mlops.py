@@ -152,6 +152,18 @@ class MLOpsStack(StageStack):
                 [arns.athena_workgroup],
                 sid="ManageTrainingWorkGroup",
             ),
+            # CloudFormation's workgroup handler checks the results location it is given.
+            allow(
+                [
+                    "s3:AbortMultipartUpload",
+                    "s3:GetObject",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+                [arns.artifact_bucket, arns.artifact_objects("athena-results/")],
+                sid="TrainingWorkGroupResults",
+            ),
             deploy.sagemaker_resources(
                 [arns.model_package_group, arns.model_packages, arns.feature_group],
                 [

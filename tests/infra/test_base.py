@@ -165,6 +165,9 @@ UNUSED_BY_TYPE = {
         "iam:CreateServiceLinkedRole": "flow logs deliver to CloudWatch Logs, not through a service-linked role",
         "s3:*BucketPolicy": "flow logs deliver to CloudWatch Logs, not to an S3 bucket",
     },
+    "AWS::Athena::WorkGroup": {
+        "iam:CreateServiceLinkedRole": "a workgroup writing to the stage's bucket and key needs no service-linked role",
+    },
 }
 
 
