@@ -18,9 +18,7 @@ RELEASE_MANIFEST = "release/manifest.json"
 # Pipeline variables CodePipeline resolves per execution.
 COMMIT_ID = f"#{{{SOURCE_NAMESPACE}.CommitId}}"
 EXECUTION_ID = "#{codepipeline.PipelineExecutionId}"
-# The Verify build exports MODEL (buildspecs/verify.yml): the approval names the model it approves.
-VERIFY_NAMESPACE = "VerifyVariables"
-VERIFIED_MODEL = f"#{{{VERIFY_NAMESPACE}.MODEL}}"
+RELEASE_MODEL = "release/model.json"  # the model the release serves (gitops.model.pin)
 
 
 def env_repository_source(
@@ -36,15 +34,12 @@ def env_repository_source(
     )
 
 
-def verb_build(
-    action_name: str, project: codebuild.IProject, source: codepipeline.Artifact, namespace: str | None = None
-) -> actions.CodeBuildAction:
+def verb_build(action_name: str, project: codebuild.IProject, source: codepipeline.Artifact) -> actions.CodeBuildAction:
     """Runs one gitops verb; the build learns which commit and execution it serves."""
     return actions.CodeBuildAction(
         action_name=action_name,
         project=project,
         input=source,
-        variables_namespace=namespace,
         environment_variables={
             "RELEASE_COMMIT": codebuild.BuildEnvironmentVariable(value=COMMIT_ID),
             # promote reads it to find its own execution's Verify and Approve results.
@@ -55,18 +50,20 @@ def verb_build(
 
 def release_approval(cfg: StageConfig, topic: sns.ITopic) -> actions.ManualApprovalAction:
     """The approval click: names the exact release (commit of the env repository) being promoted."""
-    manifest_url = (
+    # The link opens the served model of exactly this commit: package, artifact sha256, image digest, metrics.
+    model_url = (
         f"https://{cfg.region}.console.aws.amazon.com/codesuite/codecommit/repositories/"
-        f"{cfg.env_repository_name}/browse/{COMMIT_ID}/--/{RELEASE_MANIFEST}?region={cfg.region}"
+        f"{cfg.env_repository_name}/browse/{COMMIT_ID}/--/{RELEASE_MODEL}?region={cfg.region}"
     )
     return actions.ManualApprovalAction(
         action_name="ApproveRelease",
         notification_topic=topic,
         additional_information=(
             f"Release {RELEASE_MANIFEST} at {cfg.env_repository_name}@{COMMIT_ID} is deployed and verified"
-            f" in '{cfg.stage}'. Model: {VERIFIED_MODEL}."
-            f" Approve to promote exactly these bytes to '{cfg.promote_to}'."
+            f" in '{cfg.stage}'. It serves the model in {RELEASE_MODEL} (linked; `gitops diff --from"
+            f" {cfg.stage} --stage {cfg.promote_to}` names the change). Approve to promote exactly these bytes"
+            f" and that model to '{cfg.promote_to}'."
         ),
-        external_entity_link=manifest_url,
+        external_entity_link=model_url,
         timeout=Duration.days(7),
     )

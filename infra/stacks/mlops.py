@@ -349,10 +349,7 @@ def _release_pipeline(
             stage_name="Verify",
             actions=[
                 pipeline_actions.verb_build(
-                    "Verify",
-                    project(names.VERIFY, {}, f"gitops verify --stage {cfg.stage}"),
-                    source,
-                    pipeline_actions.VERIFY_NAMESPACE,
+                    "Verify", project(names.VERIFY, {}, f"gitops verify --stage {cfg.stage}"), source
                 )
             ],
         ),

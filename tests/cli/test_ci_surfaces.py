@@ -163,7 +163,7 @@ def test_actionlint_catches_a_broken_workflow():
 
 
 def test_the_workflows_are_one_per_concern():
-    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift"}
+    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "model-propose"}
 
 
 # --- pinning, permissions, credentials --------------------------------------------------------------------
@@ -206,6 +206,8 @@ def test_concurrency_group_and_least_permissions(path: Path):
             needs["security-events"] = "write"
         if "gh pr comment" in scripts:
             needs["pull-requests"] = "write"
+        if "--pr github" in scripts:  # `gitops model propose` pushes its branch, then opens the pull request
+            needs |= {"contents": "write", "pull-requests": "write"}
         assert granted == needs, f"{path.name}: job {name} asks for {granted}, needs exactly {needs}"
         assert job.get("timeout-minutes"), f"{path.name}: job {name} has no timeout-minutes"
 
@@ -239,6 +241,10 @@ def test_the_triggers_fit_each_concern():
     assert publish["concurrency"]["cancel-in-progress"] is False  # a push to dev is never cut off halfway
     assert set(triggers(promote)) == {"workflow_dispatch"}
     assert triggers(drift)["schedule"][0]["cron"]
+    # Sent by the training account's propose build for an Approved package only.
+    assert triggers(load_yaml(WORKFLOW_DIR / "model-propose.yml")) == {
+        "repository_dispatch": {"types": ["model-approved"]}
+    }
 
 
 # --- what each workflow runs ----------------------------------------------------------------------------

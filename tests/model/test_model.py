@@ -436,3 +436,35 @@ def test_a_rolled_back_blue_green_update_is_reported_naming_the_alarm():
     with Stubber(sm) as sm_stub:  # an endpoint that did not roll back: the stack's own reason stands
         sm_stub.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint")
         assert explain_rollback(sm, cw, cfg) is None
+
+
+def test_a_codecommit_proposal_opens_its_pull_request_through_the_api():
+    from gitops.model.propose import Proposal
+    from gitops.model.pull_request import open_codecommit_pr
+
+    proposal = Proposal(
+        True,
+        "proposed",
+        GOOD_ARN,
+        "model/mlops-dev-models-3",
+        "c0ffee",
+        "Serve model x/3 (was none)\n\n- AUC: none -> 0.91\n",
+    )
+    client = boto3.client("codecommit", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "create_pull_request",
+            {"pullRequest": {"pullRequestId": "42", "title": "t", "pullRequestTargets": []}},
+            {
+                "title": "Serve model x/3 (was none)",
+                "description": proposal.description,
+                "targets": [
+                    {
+                        "repositoryName": "source",
+                        "sourceReference": "model/mlops-dev-models-3",
+                        "destinationReference": "main",
+                    }
+                ],
+            },
+        )
+        assert open_codecommit_pr(client, "source", proposal, "main") == "42"

@@ -25,11 +25,19 @@ def propose(
         Path | None,
         typer.Option("--event", help="An EventBridge model-package state-change event (JSON); only Approved proposes."),
     ] = None,
+    push: Annotated[str | None, typer.Option("--push", help="Push the proposal's branch to this git remote.")] = None,
+    pr: Annotated[
+        str | None,
+        typer.Option("--pr", help="Then open the pull request: github (gh) or codecommit:<repository> (its API)."),
+    ] = None,
+    base: Annotated[str, typer.Option("--base", help="The branch the pull request targets.")] = "main",
     root: RootOpt = Path("."),
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the package (Approved, artifact sha256, metrics vs every stage) and commit the pin on a new branch."""
+    if pr is not None and (push is None or not (pr == "github" or pr.startswith("codecommit:"))):
+        raise GitopsError(f"--pr {pr}: give github or codecommit:<repository>, with --push <remote>")
     from gitops.model.propose import propose_model
 
     document = None
@@ -41,15 +49,33 @@ def propose(
         if not isinstance(document, dict):
             raise GitopsError(f"--event {event}: expected a JSON object (an EventBridge event)")
     progress = None if as_json else (lambda msg: err.print(f"[dim]model[/] {msg}"))
-    proposal = propose_model(root, target_from(root, target), package_arn=package, event=document, progress=progress)
+    resolved = target_from(root, target)
+    proposal = propose_model(root, resolved, package_arn=package, event=document, progress=progress)
+    opened = None
+    if proposal.proposed and push is not None:
+        from gitops.model import pull_request
+
+        assert proposal.branch is not None
+        pull_request.push_branch(root, push, proposal.branch)
+        if pr == "github":
+            opened = pull_request.open_github_pr(root, proposal, base)
+        elif pr is not None:
+            from gitops.config import load_stages
+            from gitops.model.propose import training_stage
+
+            config = training_stage(load_stages(root))
+            client = resolved.client(config, "codecommit")
+            opened = pull_request.open_codecommit_pr(client, pr.split(":", 1)[1], proposal, base)
     if as_json:
-        emit_json(proposal.to_dict())
+        emit_json(proposal.to_dict() | {"pull_request": opened})
         return
     if not proposal.proposed:
         out.print(proposal.reason)
         return
     out.print(f"proposed on branch {proposal.branch} (commit {proposal.commit and proposal.commit[:12]}):")
     out.print(proposal.description, markup=False)
+    if opened:
+        out.print(f"pull request: {opened}")
 
 
 @model_app.command("show")
