@@ -81,7 +81,14 @@ def rehearse(
     if result.already_promoted:
         out.print("nothing to do: the last stage already holds this release")
     if result.model is not None:
-        out.print(f"model {result.model.package_arn}: timings {result.model.timings}")
+        loop = Table(title=f"the model's path: {result.model.package_arn}", title_justify="left")
+        for col in ("stage", "step", "status", "seconds"):
+            loop.add_column(col, justify="right" if col == "seconds" else "left")
+        for step, seconds in result.model.timings.items():
+            loop.add_row("-", step, "Succeeded", f"{seconds:.1f}")
+        for stage, step, status, seconds in result.model.loop:
+            loop.add_row(stage, f"  {step}", status, f"{seconds:.1f}")
+        out.print(loop)
         for line in result.model.lines:
             out.print(line, markup=False)
         for stage, sha in result.model.served.items():

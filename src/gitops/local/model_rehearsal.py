@@ -47,6 +47,7 @@ class ModelRehearsal:
     served: dict[str, str] = field(default_factory=dict)  # stage -> sha256 of its served copy
     lines: list[str] = field(default_factory=list)  # "<step>: <stage> <model>" as printed
     timings: dict[str, float] = field(default_factory=dict)
+    loop: list[tuple[str, str, str, float]] = field(default_factory=list)  # (stage, step, status, seconds)
 
 
 def scratch_source(root: Path, into: Path) -> Path:
@@ -79,7 +80,7 @@ def rehearse_model(
     scratch: Path,
     target: Target,
     *,
-    run_loop: Callable[[Path, Path], None],
+    run_loop: Callable[[Path, Path], list[tuple[str, str, str, float]]],
     say: Progress,
 ) -> ModelRehearsal:
     """The model's path; run_loop(source_root, release_dir) renders, scans and runs every stage's pipeline."""
@@ -121,7 +122,9 @@ def rehearse_model(
         timeout=60,
     )
     say(f"model: merged {PIN_PATH} (the reviewed pin); rendering and running the loop again")
-    timed("render, deploy dev, verify, approve, promote, deploy prod", lambda: run_loop(source, scratch / "release"))
+    result.loop = timed(
+        "render, deploy dev, verify, approve, promote, deploy prod", lambda: run_loop(source, scratch / "release")
+    )
     show("promoted")
     result.sha256 = trained.sha256
     for config in stages.values():

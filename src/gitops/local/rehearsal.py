@@ -278,7 +278,7 @@ def _rehearse_model(root: Path, target: Target, decide: Decider, log: Progress, 
     """The model's path (gitops.local.model_rehearsal): the loop again, on a scratch source with the proposed pin."""
     with tempfile.TemporaryDirectory(prefix="gitops-model-rehearsal-") as tmp:
 
-        def run_loop(source: Path, release: Path) -> None:
+        def run_loop(source: Path, release: Path) -> list[tuple[str, str, str, float]]:
             def diff_text(stage: StageConfig, release_id: str) -> str:
                 nxt = stage.promote_to
                 with tempfile.TemporaryDirectory(prefix="gitops-diff-") as held_dir:
@@ -297,7 +297,10 @@ def _rehearse_model(root: Path, target: Target, decide: Decider, log: Progress, 
             def scan() -> bool:
                 return scan_release(root, release, out_dir=Path(tmp) / "reports").passed
 
-            rehearse(source, release, target, decide=decide, log=log, render=render, scan=scan, diff_text=diff_text)
+            done = rehearse(
+                source, release, target, decide=decide, log=log, render=render, scan=scan, diff_text=diff_text
+            )
+            return [(s.stage, s.step, s.status, s.seconds) for s in done.steps]
 
         return rehearse_model(root, Path(tmp), target, run_loop=run_loop, say=say)
 
