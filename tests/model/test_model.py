@@ -468,3 +468,37 @@ def test_a_codecommit_proposal_opens_its_pull_request_through_the_api():
             },
         )
         assert open_codecommit_pr(client, "source", proposal, "main") == "42"
+
+
+def test_diff_and_model_show_name_the_model_change_between_releases(tmp_path: Path):
+    """(7) What a reviewer and the approver read: package old -> new and the metrics, in text, markdown and JSON."""
+    from release_builder import build_release
+    from typer.testing import CliRunner
+
+    from gitops.cli import _register_commands, app
+    from gitops.release.diff import ReleaseDiff, diff_releases
+    from gitops.release.manifest import StageSummary
+
+    def release(name: str, pin: str) -> Path:
+        stages = {
+            "dev": StageSummary(account="111111111111", region="eu-west-1", promote_to=None, stacks={}, pipelines={})
+        }
+        build_release(tmp_path / name, {"model.json": pin.encode()}, stages, scanned=False)
+        return tmp_path / name
+
+    empty = release("old", '{"model": null}')
+    pinned = json.dumps({"model": load_pin(write_pin(tmp_path / "src", GOOD_PIN)).model.model_dump(mode="json")})
+    new = release("new", pinned)
+    change = diff_releases(empty, new)
+    text = change.to_text()
+    assert not change.empty
+    assert f"model: none pinned (no endpoint) -> mlops-dev-models/3 sha256 {'a' * 12} auc 0.9100" in text
+    assert f"  ~ package none -> {GOOD_ARN}" in text and "  ~ AUC none -> 0.9100" in text
+    assert "**model: none pinned (no endpoint) -> mlops-dev-models/3" in change.to_markdown()
+    assert ReleaseDiff.from_dict(json.loads(json.dumps(change.to_dict()))).to_text() == text
+    assert diff_releases(new, new).empty  # the same model: nothing to show
+
+    _register_commands()
+    shown = CliRunner().invoke(app, ["model", "show", "--release", str(new), "--against", str(empty)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("model: none pinned (no endpoint) -> mlops-dev-models/3")
