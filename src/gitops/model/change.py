@@ -70,10 +70,14 @@ def held_model(target: Target, config: StageConfig) -> str:
     """The model a stage's env repository holds now, one line ("no release" when it holds none)."""
     import tempfile
 
+    from gitops.errors import GitopsError
     from gitops.promotion import envrepo
 
     with tempfile.TemporaryDirectory(prefix="gitops-held-") as tmp:
-        held = envrepo.copy_head_release(target.env_repo_url(config), config.stage, Path(tmp) / "release")
+        try:
+            held = envrepo.copy_head_release(target.env_repo_url(config), config.stage, Path(tmp) / "release")
+        except GitopsError as exc:  # a tampered head: status says so for this stage and goes on
+            return f"unreadable ({str(exc)[:80]})"
         if held is None:
             return "no release"
         if not (held / RELEASE_MODEL).is_file():

@@ -142,7 +142,12 @@ def run_locally(artifact: bytes, sample: SampleRequest, limit_ms: int) -> Predic
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         return PredictionCheck(False, how, f"the serving code failed: {last[:160]}")
-    result = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    try:
+        result = json.loads((done.stdout.decode(errors="replace").strip().splitlines() or ["{}"])[-1])
+        if not isinstance(result, dict) or not ("missing" in result or "body" in result):
+            raise ValueError("no answer")
+    except ValueError:
+        return PredictionCheck(False, how, "the serving code printed no answer")
     if "missing" in result:
         detail = f"not run: the serving code needs {result['missing']}; set {SERVING_PYTHON_ENV} to a Python with it"
         return PredictionCheck(True, how, detail, skipped=True)

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, aws_error_text
-from gitops.model.pin import PIN_PATH, ModelPin, ModelPinError, ServedModel, load_pin, pin_yaml
+from gitops.model.pin import PIN_PATH, ModelPin, ModelPinError, ServedModel, load_pin, parse_pin, pin_yaml
 from gitops.progress import Progress
 from gitops.target import Target
 
@@ -135,9 +135,13 @@ def read_package(sm: Any, s3: Any, arn: str) -> ServedModel:
         "training_job": metadata.get("training_job") or package.get("ModelPackageDescription"),
         "data": metadata.get("data"),
     }
-    pin = ModelPin.model_validate({"model": {k: v for k, v in raw.items() if v is not None}}) if metrics else None
-    if pin is None or pin.model is None:
+    if not metrics:
         raise ProposeError(f"model package {arn}: its evaluation report has no binary_classification_metrics")
+    try:
+        pin = parse_pin({"model": {k: v for k, v in raw.items() if v is not None}}, f"model package {arn}")
+    except ModelPinError as exc:
+        raise ProposeError(str(exc) + "; nothing proposed") from exc
+    assert pin.model is not None
     return pin.model
 
 
