@@ -6,8 +6,11 @@ from pathlib import Path
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_athena as athena
+from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -114,6 +117,8 @@ class MLOpsStack(StageStack):
         model_group.apply_removal_policy(removal)
         _feature_group(self, cfg, key, self.artifacts)
         _athena_workgroup(self, cfg, key)
+        if not inputs.promoted_from:  # the training stage: models are registered and approved here
+            _model_approved_rule(self, cfg)
 
         repository = codecommit.Repository(
             self,
@@ -305,6 +310,44 @@ def _athena_workgroup(scope: Construct, cfg: StageConfig, key: kms.IKey) -> athe
                 ),
             ),
         ),
+    )
+
+
+MODEL_PROPOSE_PROJECT = "model-propose"  # <prefix>-model-propose: the source repository's build (buildspecs/)
+
+
+def _model_approved_rule(scope: Construct, cfg: StageConfig) -> events.Rule:
+    """Approved in the registry -> `gitops model propose` for that package (a PR of the pin, never a deploy)."""
+    project = codebuild.Project.from_project_name(scope, "ModelProposeProject", f"{cfg.prefix}-{MODEL_PROPOSE_PROJECT}")
+    return events.Rule(
+        scope,
+        "ModelApprovedRule",
+        rule_name=f"{cfg.prefix}-model-approved",
+        description="A model package Approved in the stage's group starts the propose build",
+        event_pattern=events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Model Package State Change"],
+            detail={
+                "ModelPackageGroupName": [cfg.model_package_group_name],
+                "ModelApprovalStatus": ["Approved"],  # Rejected and PendingManualApproval propose nothing
+            },
+        ),
+        targets=[
+            targets.CodeBuildProject(
+                project,
+                event=events.RuleTargetInput.from_object(
+                    {
+                        "environmentVariablesOverride": [
+                            {
+                                "name": "PACKAGE_ARN",
+                                "type": "PLAINTEXT",
+                                "value": events.EventField.from_path("$.detail.ModelPackageArn"),
+                            }
+                        ]
+                    }
+                ),
+            )
+        ],
     )
 
 

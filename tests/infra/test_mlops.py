@@ -215,3 +215,30 @@ def test_training_queries_run_in_the_stage_workgroup_and_nothing_is_granted_on_p
         assert st["Resource"] in (workgroup_arn, [workgroup_arn]), st
     for stack in STACK_IDS:
         assert "workgroup/primary" not in json.dumps(synth.template(stage, stack))
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_only_an_approved_package_in_the_training_stage_starts_the_propose_build(synth, stage):
+    cfg = cfg_of(stage)
+    rules = [
+        r["Properties"]
+        for r in synth.resources(stage, "MLOps", "AWS::Events::Rule").values()
+        if r["Properties"].get("Name") == f"{cfg.prefix}-model-approved"
+    ]
+    if cfg.stage != "dev":  # models are trained, registered and approved in the first stage only
+        assert rules == []
+        return
+    (rule,) = rules
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [cfg.model_package_group_name], "ModelApprovalStatus": ["Approved"]},
+    }
+    (target,) = rule["Targets"]
+    assert f":project/{cfg.prefix}-model-propose" in json.dumps(target["Arn"])
+    # EventBridge puts the matched event's ARN (a JSON string) where the placeholder stands.
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-models/7"
+    template = target["InputTransformer"]["InputTemplate"].replace("<detail-ModelPackageArn>", json.dumps(arn))
+    override = json.loads(template)["environmentVariablesOverride"]
+    assert override == [{"name": "PACKAGE_ARN", "type": "PLAINTEXT", "value": arn}]
+    assert target["InputTransformer"]["InputPathsMap"] == {"detail-ModelPackageArn": "$.detail.ModelPackageArn"}
