@@ -739,6 +739,8 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
     served_checks = verify_stage(release, "dev", target).checks
     prediction = next(c for c in served_checks if c.kind == "prediction")
     assert prediction.ok and prediction.detail.startswith("local: code/inference.py of the pinned artifact")
+    served_model = next(c for c in served_checks if c.kind == "served-model")  # read back from the live endpoint
+    assert served_model.ok and served_model.detail.startswith("every variant runs the pinned image and artifact")
     endpoint = next(c for c in served_checks if c.kind == "endpoint")
     assert endpoint.name == "mlops-dev-inference/ServingEndpointC149CBA2"
     assert (endpoint.ok, endpoint.skipped) == (True, False) and " InService on " in endpoint.detail
@@ -755,6 +757,7 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
     problems = drifted.problems
     assert any(p.startswith("vpc-endpoint mlops-dev-network/") and "sagemaker.runtime" in p for p in problems), problems
     assert any(p.startswith("endpoint mlops-dev-inference/") for p in problems), problems
+    assert not any(p.startswith("aws ") for p in problems), problems  # every check ran
     repaired = deploy_stage(release, "dev", target)
     assert repaired.ok, repaired.error
     assert {s.action for s in repaired.stacks} == {"unchanged"}

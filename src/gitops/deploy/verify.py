@@ -258,7 +258,33 @@ class _StageVerify:
             if _endpoint_resource(stack.template) is None:
                 self.add("endpoint", shown, False, "a model is pinned but the template declares no endpoint")
                 continue
+            if logical_id is not None:
+                self.served_container(stack, logical_id, shown, model)
             self.prediction(shown)
+
+    def served_container(self, stack: StackPlan, logical_id: str, shown: str, model: ServedModel) -> None:
+        """What the live endpoint runs, read back: its config's model's image and artifact, against the pin."""
+        sm = self.aws.sagemaker
+        want = (model.image, model.stage_artifact_uri(self.config))
+        try:
+            physical = self.aws.cfn.describe_stack_resource(StackName=stack.stack_name, LogicalResourceId=logical_id)[
+                "StackResourceDetail"
+            ]["PhysicalResourceId"]
+            endpoint = sm.describe_endpoint(EndpointName=physical.split(":endpoint/")[-1])
+            config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            containers = {
+                v["VariantName"]: sm.describe_model(ModelName=v["ModelName"]).get("PrimaryContainer") or {}
+                for v in config["ProductionVariants"]
+            }
+        except AWS_ERRORS as exc:  # a missing endpoint is reported (and repaired) with the stack's resources
+            self.add("served-model", shown, False, f"cannot read what the endpoint runs: {aws_error_text(exc)}")
+            return
+        for variant, container in containers.items():
+            got = (container.get("Image"), container.get("ModelDataUrl"))
+            if got != want:
+                self.add("served-model", shown, False, f"variant {variant} runs {got}, the pin {want}")
+                return
+        self.add("served-model", shown, True, f"every variant runs the pinned image and artifact ({model.short()})")
 
     def model_artifact(self, model: ServedModel) -> None:
         bucket, key = model.stage_artifact(self.config)
