@@ -37,8 +37,28 @@ def build_release(
 
     `seal` passes on to seal_manifest (source_commit, tool_versions).
     """
+    # Every release carries the model pin render writes (model: null unless the test pins one).
+    files = {"model.json": b'{\n  "model": null,\n  "sample": null\n}\n', **files}
     manifest = seal_manifest(files, stages=stages, engine_wheel=engine_wheel, **seal)
     write_release_dir(out, files, manifest)
     if scanned:
         attest_scanned(out, passed=scan_passed)
     return manifest
+
+
+def repin_release(src: Path, out: Path, model_json: bytes) -> ReleaseManifest:
+    """A copy of the release at `src` with another model.json, sealed and attested: what render makes of a new pin."""
+    from gitops.release.manifest import read_manifest
+
+    manifest = read_manifest(src)
+    files = {rel: (src / rel).read_bytes() for rel in manifest.files}
+    files["model.json"] = model_json
+    return build_release(
+        out,
+        files,
+        manifest.stages,
+        engine_wheel=manifest.engine_wheel,
+        source_commit=manifest.source_commit,
+        tool_versions=manifest.tool_versions,
+        requirements=manifest.requirements,
+    )

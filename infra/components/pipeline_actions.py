@@ -22,6 +22,7 @@ COMMIT_ID = f"#{{{SOURCE_NAMESPACE}.CommitId}}"
 EXECUTION_ID = "#{codepipeline.PipelineExecutionId}"
 RELEASE_ID = f"#{{{VERIFY_NAMESPACE}.{RELEASE_ID_VARIABLE}}}"
 RELEASE_PAGE_URL = f"#{{{VERIFY_NAMESPACE}.{PAGE_URL_VARIABLE}}}"
+RELEASE_MODEL = "release/model.json"  # the model the release serves (gitops.model.pin)
 
 
 def env_repository_source(
@@ -62,7 +63,8 @@ def release_approval(cfg: StageConfig, topic: sns.ITopic) -> actions.ManualAppro
         notification_topic=topic,
         additional_information=(
             f"Release {RELEASE_ID} ({cfg.env_repository_name}@{COMMIT_ID}) is deployed and verified in"
-            f" '{cfg.stage}'. Approve to promote exactly these bytes to '{cfg.promote_to}'"
+            f" '{cfg.stage}'. It serves the model in {RELEASE_MODEL} (the release page names it and its metrics)."
+            f" Approve to promote exactly these bytes and that model to '{cfg.promote_to}'"
             f" (or: gitops approve --release {RELEASE_ID}). The link opens its release page."
         ),
         external_entity_link=RELEASE_PAGE_URL,

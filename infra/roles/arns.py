@@ -109,6 +109,11 @@ class StageArns:
         glue = f"arn:aws:glue:{self.cfg.region}:{self.cfg.account}"
         return [f"{glue}:catalog", f"{glue}:database/sagemaker_featurestore", f"{glue}:table/sagemaker_featurestore/*"]
 
+    @property
+    def athena_workgroup(self) -> str:
+        """The training pipeline's workgroup only: never workgroup/primary."""
+        return f"arn:aws:athena:{self.cfg.region}:{self.cfg.account}:workgroup/{self.cfg.athena_workgroup_name}"
+
     def any_in_stage(self, service: str, prefix: str) -> str:
         """Every resource of the service in the stage's account and region whose id starts with prefix."""
         return self._arn(service, f"{prefix}*")

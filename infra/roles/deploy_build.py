@@ -36,7 +36,8 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
     arns = StageArns(cfg)
     return [
         *build_basics(arns, names.DEPLOY, key_arn),
-        artifacts_write(arns, ["assets/"]),
+        # assets/: step code; models/: the stage's content-addressed copy of the pinned model.
+        artifacts_write(arns, ["assets/", "models/"]),
         allow(["s3:GetBucketLocation", "s3:ListBucket"], [arns.assets_bucket], sid="ListCdkAssets"),
         allow(["s3:GetObject", "s3:PutObject"], [f"{arns.assets_bucket}/*"], sid="UploadCdkAssets"),
         stacks_read(arns),
@@ -78,13 +79,12 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             sid="UpsertSageMakerPipelines",
         ),
         pass_sagemaker_execution_role(cfg, sid="PassSageMakerRole"),
+        # Deploy serves the release's pin and never reads a model package: only the group is ensured.
         allow(
-            ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
-            [arns.model_package_group, arns.model_packages],
-            sid="ReadModelRegistry",
+            ["sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup"],
+            [arns.model_package_group],
+            sid="EnsureModelPackageGroup",
         ),
-        # ListModelPackages has no resource-level permissions.
-        allow(["sagemaker:ListModelPackages"], ["*"], in_region(cfg), sid="FindApprovedModel"),
         # The App stack deployed: deploy waits for its service to settle on the release's image.
         allow(
             ["ecs:DescribeServices"],

@@ -45,6 +45,20 @@ def statements(cfg: StageConfig, target: StageConfig, key_arn: str) -> list[iam.
             [arns.app_repository],
             sid="ReadAppImage",
         ),
+        # The model the release pins: read from this stage's own verified copy, carried to the target.
+        allow(
+            ["s3:ListBucket"],
+            [arns.artifact_bucket],
+            {"StringLike": {"s3:prefix": ["models/*"]}},
+            sid="ListServedModels",
+        ),
+        allow(["s3:GetObject"], [arns.artifact_objects("models/")], sid="ReadServedModels"),
+        allow(
+            ["kms:Decrypt"],
+            [key_arn],
+            {"StringEquals": {"kms:ViaService": [f"s3.{cfg.region}.amazonaws.com"]}},
+            sid="DecryptServedModels",
+        ),
         allow(
             ["sts:AssumeRole"],
             [names.role_arn(target.account, names.promotion_role_name(target))],

@@ -1,4 +1,8 @@
-"""The promotion role (<prefix>-promotion) of a promotion target: push to its env repository, nothing else."""
+"""The promotion role (<prefix>-promotion) of a promotion target: push to its env repository, carry the model in.
+
+The model a release pins is copied into the target's own bucket (models/<sha256>/) and registered
+in its own model package group as Approved (gitops/model/promotion.py): that, and the push, is all.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from gitops.config import StageConfig
 from infra import names
 from infra.roles.arns import StageArns
 from infra.roles.role import stage_role
-from infra.roles.statements import allow, kms_use
+from infra.roles.statements import allow, in_region, kms_use
+
+MODELS_PREFIX = "models/"  # gitops.model.pin.STAGE_ARTIFACT_KEY
 
 
 def create(scope: Construct, cfg: StageConfig, promoted_from: list[StageConfig], key_arn: str) -> iam.Role:
@@ -49,6 +55,34 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             sid="WriteAppImage",
         ),
         kms_use(key_arn, via_services=[f"codecommit.{cfg.region}.amazonaws.com", f"ecr.{cfg.region}.amazonaws.com"]),
+        *model_carry_statements(cfg, key_arn),
+    ]
+
+
+def model_carry_statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
+    """Write the pinned artifact and its metrics under models/, read them back, register the package."""
+    arns = StageArns(cfg)
+    return [
+        allow(
+            ["s3:ListBucket"],
+            [arns.artifact_bucket],
+            {"StringLike": {"s3:prefix": [f"{MODELS_PREFIX}*"]}},
+            sid="ListPromotedModels",
+        ),
+        allow(["s3:GetObject", "s3:PutObject"], [arns.artifact_objects(MODELS_PREFIX)], sid="WritePromotedModels"),
+        allow(
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            [key_arn],
+            {"StringEquals": {"kms:ViaService": [f"s3.{cfg.region}.amazonaws.com"]}},
+            sid="EncryptPromotedModels",
+        ),
+        allow(
+            ["sagemaker:AddTags", "sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+            [arns.model_package_group, arns.model_packages],
+            sid="RegisterPromotedModels",
+        ),
+        # ListModelPackages has no resource-level permissions.
+        allow(["sagemaker:ListModelPackages"], ["*"], in_region(cfg), sid="FindPromotedModels"),
     ]
 
 

@@ -127,10 +127,11 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
             [
                 "athena:GetQueryExecution",
                 "athena:GetQueryResults",
+                "athena:GetWorkGroup",
                 "athena:StartQueryExecution",
                 "athena:StopQueryExecution",
             ],
-            [f"arn:aws:athena:{cfg.region}:{cfg.account}:workgroup/primary"],
+            [arns.athena_workgroup],
             sid="QueryOfflineStore",
         ),
         pass_sagemaker_execution_role(cfg, sid="PassSelfToJobs"),

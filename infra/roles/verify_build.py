@@ -35,6 +35,8 @@ def statements(cfg: StageConfig, key_arn: str) -> list[iam.PolicyStatement]:
         ),
         allow(["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [arns.endpoint], sid="SmokeTestEndpoint"),
         allow(["sagemaker:DescribeEndpointConfig"], [arns.sagemaker("endpoint-config/*")], sid="ReadEndpointConfig"),
+        # What the endpoint runs: its config's model (image and artifact), checked against the pin.
+        allow(["sagemaker:DescribeModel"], [arns.sagemaker("model/*")], sid="ReadServedModel"),
         allow(["sagemaker:DescribeModelPackageGroup"], [arns.model_package_group], sid="ReadModelPackageGroup"),
         *live_read(cfg, arns, key_arn),
         # The release page (gitops report --upload): compared with the release the stage held before,

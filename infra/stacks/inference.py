@@ -1,12 +1,14 @@
-"""Inference stack: the realtime endpoint of the latest approved model package, autoscaled and alarmed.
+"""Inference stack: the realtime endpoint of the pinned model, autoscaled, alarmed, updated blue/green.
 
-Deploy passes the package ARN as the ModelPackageArn parameter; while it is empty (no approved
-model yet) the stack holds only the alarm topic.
+Deploy passes the release's model pin (model.json) as parameters: the stage's own content-addressed
+copy of the artifact, the image by digest, its sha256 and the package it came from. Nothing here
+or in deploy asks a registry which model is newest. While the pin is empty (`model: null`) the
+stack holds only the alarm topic.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, CfnParameter, CfnResource, Fn
+from aws_cdk import CfnCondition, CfnParameter, CfnResource, CfnTag, Fn
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -14,6 +16,16 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from gitops.config import StageConfig
+from gitops.deploy.model_parameters import (
+    MODEL_DATA_PARAMETER,
+    MODEL_IMAGE_PARAMETER,
+    MODEL_PACKAGE_PARAMETER,
+    MODEL_PACKAGE_TAG,
+    MODEL_PARAMETER_DEFAULTS,
+    MODEL_PARAMETERS,
+    MODEL_SHA256_PARAMETER,
+    MODEL_SHA256_TAG,
+)
 from infra import names
 from infra.components import parameters
 from infra.components.topics import encrypted_topic
@@ -24,6 +36,34 @@ from infra.stacks.stage_stack import StageInputs, StageStack
 
 VARIANT = "AllTraffic"
 DATA_CAPTURE_PREFIX = "data-capture"
+# The alarms a blue/green update watches: any of them firing during the shift rolls it back.
+ROLLBACK_ALARMS = ("5xx-errors", "model-latency")
+
+
+def _model_tags(pinned: dict[str, CfnParameter]) -> list[CfnTag]:
+    """Which pinned model a resource serves, readable on the live resource (verify reads them)."""
+    return [
+        CfnTag(key=MODEL_SHA256_TAG, value=pinned[MODEL_SHA256_PARAMETER].value_as_string),
+        CfnTag(key=MODEL_PACKAGE_TAG, value=pinned[MODEL_PACKAGE_PARAMETER].value_as_string),
+    ]
+
+
+def _blue_green(cfg: StageConfig) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+    """A new model takes 10% of capacity first; an endpoint alarm during the shift rolls it back."""
+    return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+        blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+            traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                type="CANARY",
+                canary_size=sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=10),
+                wait_interval_in_seconds=300,
+            ),
+            termination_wait_in_seconds=300,
+            maximum_execution_timeout_in_seconds=3600,
+        ),
+        auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+            alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=names.alarm_name(cfg, a)) for a in ROLLBACK_ALARMS]
+        ),
+    )
 
 
 class InferenceStack(StageStack):
@@ -31,16 +71,14 @@ class InferenceStack(StageStack):
         super().__init__(scope, id, inputs=inputs, **kwargs)
         cfg = inputs.cfg
         key = parameters.stage_key(self, cfg)
-        package = CfnParameter(
-            self,
-            "ModelPackageArn",
-            type="String",
-            default="",
-            description="ARN of the approved model package to serve; empty means no endpoint",
-        )
-        has_model = CfnCondition(
-            self, "HasModelPackage", expression=Fn.condition_not(Fn.condition_equals(package.value_as_string, ""))
-        )
+        pinned = {
+            name: CfnParameter(
+                self, name, type="String", default=MODEL_PARAMETER_DEFAULTS.get(name, ""), description=description
+            )
+            for name, description in MODEL_PARAMETERS.items()
+        }
+        data_url = pinned[MODEL_DATA_PARAMETER].value_as_string
+        has_model = CfnCondition(self, "HasModel", expression=Fn.condition_not(Fn.condition_equals(data_url, "")))
         topic = encrypted_topic(
             self,
             "AlarmTopic",
@@ -55,9 +93,19 @@ class InferenceStack(StageStack):
             serving,
             "Model",
             execution_role_arn=cfg.sagemaker_execution_role_arn,
+            # The pinned bytes and image, not a package: prod never reads dev's registry or bucket.
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                model_package_name=package.value_as_string
+                image=pinned[MODEL_IMAGE_PARAMETER].value_as_string,
+                model_data_url=data_url,
+                environment={
+                    # The serving code is inside model.tar.gz (code/inference.py): no download needed.
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                    "SAGEMAKER_REGION": cfg.region,
+                },
             ),
+            tags=_model_tags(pinned),
             enable_network_isolation=True,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
                 subnets=parameters.read_list(self, cfg, names.ISOLATED_SUBNET_IDS),
@@ -93,6 +141,8 @@ class InferenceStack(StageStack):
             "Endpoint",
             endpoint_name=cfg.endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
+            deployment_config=_blue_green(cfg),
+            tags=_model_tags(pinned),
         )
         _autoscaling(serving, cfg, endpoint)
         _alarms(serving, cfg, topic.topic_arn, endpoint)

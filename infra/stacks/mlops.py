@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_athena as athena
+from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -112,6 +116,9 @@ class MLOpsStack(StageStack):
         )
         model_group.apply_removal_policy(removal)
         _feature_group(self, cfg, key, self.artifacts)
+        _athena_workgroup(self, cfg, key)
+        if not inputs.promoted_from:  # the training stage: models are registered and approved here
+            _model_approved_rule(self, cfg)
 
         repository = codecommit.Repository(
             self,
@@ -137,6 +144,31 @@ class MLOpsStack(StageStack):
             allow(BUCKET_MANAGEMENT, [f"arn:aws:s3:::{arns.cfg.prefix}-*"], sid="ManageStageBuckets"),
             # The env repository's seed archive.
             allow(["s3:GetObject", "s3:GetObjectVersion"], [f"{arns.assets_bucket}/*"], sid="ReadCdkAssets"),
+            allow(
+                [
+                    "athena:CreateWorkGroup",
+                    "athena:DeleteWorkGroup",
+                    "athena:GetWorkGroup",
+                    "athena:ListTagsForResource",
+                    "athena:TagResource",
+                    "athena:UntagResource",
+                    "athena:UpdateWorkGroup",
+                ],
+                [arns.athena_workgroup],
+                sid="ManageTrainingWorkGroup",
+            ),
+            # CloudFormation's workgroup handler checks the results location it is given.
+            allow(
+                [
+                    "s3:AbortMultipartUpload",
+                    "s3:GetObject",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+                [arns.artifact_bucket, arns.artifact_objects("athena-results/")],
+                sid="TrainingWorkGroupResults",
+            ),
             deploy.sagemaker_resources(
                 [arns.model_package_group, arns.model_packages, arns.feature_group],
                 [
@@ -247,11 +279,76 @@ def _feature_group(scope: Construct, cfg: StageConfig, key: kms.IKey, bucket: s3
                 "KmsKeyId": key.key_arn,
             },
             "DisableGlueTableCreation": False,
+            # A fixed table name: the training pipeline's Athena query names it (features.offline_store_query).
+            "DataCatalogConfig": {
+                "Catalog": "AwsDataCatalog",
+                "Database": cfg.offline_store_database,
+                "TableName": cfg.offline_store_table,
+            },
         },
         role_arn=cfg.sagemaker_execution_role_arn,
     )
     group.node.add_dependency(bucket)
     group.apply_removal_policy(RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY)
+
+
+def _athena_workgroup(scope: Construct, cfg: StageConfig, key: kms.IKey) -> athena.CfnWorkGroup:
+    """The training pipeline's Athena workgroup: results in the artifact bucket, SSE-KMS (stage key), enforced."""
+    return athena.CfnWorkGroup(
+        scope,
+        "TrainingWorkGroup",
+        name=cfg.athena_workgroup_name,
+        description="The training pipeline's offline-store queries (features.offline_store_query)",
+        recursive_delete_option=not cfg.retain_data,
+        work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+            enforce_work_group_configuration=True,
+            publish_cloud_watch_metrics_enabled=True,
+            result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                output_location=cfg.athena_results_uri,
+                encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                    encryption_option="SSE_KMS", kms_key=key.key_arn
+                ),
+            ),
+        ),
+    )
+
+
+MODEL_PROPOSE_PROJECT = "model-propose"  # <prefix>-model-propose: the source repository's build (buildspecs/)
+
+
+def _model_approved_rule(scope: Construct, cfg: StageConfig) -> events.Rule:
+    """Approved in the registry -> `gitops model propose` for that package (a PR of the pin, never a deploy)."""
+    project = codebuild.Project.from_project_name(scope, "ModelProposeProject", f"{cfg.prefix}-{MODEL_PROPOSE_PROJECT}")
+    return events.Rule(
+        scope,
+        "ModelApprovedRule",
+        rule_name=f"{cfg.prefix}-model-approved",
+        description="A model package Approved in the stage's group starts the propose build",
+        event_pattern=events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["SageMaker Model Package State Change"],
+            detail={
+                "ModelPackageGroupName": [cfg.model_package_group_name],
+                "ModelApprovalStatus": ["Approved"],  # Rejected and PendingManualApproval propose nothing
+            },
+        ),
+        targets=[
+            targets.CodeBuildProject(
+                project,
+                event=events.RuleTargetInput.from_object(
+                    {
+                        "environmentVariablesOverride": [
+                            {
+                                "name": "PACKAGE_ARN",
+                                "type": "PLAINTEXT",
+                                "value": events.EventField.from_path("$.detail.ModelPackageArn"),
+                            }
+                        ]
+                    }
+                ),
+            )
+        ],
+    )
 
 
 def _release_pipeline(

@@ -3,9 +3,9 @@
 One processing step runs steps/ingest.py: the whole input is validated against
 pipeline_defs/features.py FEATURES before the first record is written, then rows go to the
 stage's Feature Group in batches of PutRecord calls. On success the ingested rows are also
-exported as CSV under s3://<artifact bucket>/datasets/customers/<execution id>/, the prefix
-the training pipeline reads by default. The job calls the Feature Store runtime API, so unlike
-the training steps it runs without network isolation.
+exported as CSV under s3://<artifact bucket>/datasets/customers/<execution id>/ (for people and
+backups: training reads the offline store through Athena, pipeline_defs/common.py). The job calls
+the Feature Store runtime API, so unlike the training steps it runs without network isolation.
 """
 
 from __future__ import annotations

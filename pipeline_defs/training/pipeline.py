@@ -21,11 +21,12 @@ import json
 
 from gitops.release.pipelines import PipelineContext
 from pipeline_defs.common import (
-    CUSTOMER_EXPORTS,
     SCHEMA_CHANNEL,
     TRAINING_SCHEMA_DIR,
     features_asset,
     features_input,
+    offline_store_input,
+    processing_step_with_datasets,
     s3_input,
     s3_output,
     schema_on_path,
@@ -65,10 +66,6 @@ def build(ctx: PipelineContext):
     training_instance_type = ParameterString(
         "TrainingInstanceType", default_value=stage.training.training_instance_type
     )
-    # A prefix of customer CSVs: by default the exports of the feature_ingestion pipeline (every
-    # execution adds one), or Athena results of features.offline_store_query().
-    # steps/preprocess.py keeps the latest record per customer, as the offline store query does.
-    input_data = ParameterString("InputDataUri", default_value=ctx.s3_uri(*CUSTOMER_EXPORTS) + "/")
     approval_status = ParameterString(
         "ModelApprovalStatus",
         default_value=stage.training.model_approval_status,
@@ -76,18 +73,25 @@ def build(ctx: PipelineContext):
     )
     auc_threshold = ParameterFloat("AucThreshold", default_value=stage.training.metric_threshold)
 
-    # 1. Preprocess: latest record per customer -> stratified train / validation / test CSVs.
-    preprocess = ProcessingStep(
+    # 1. Preprocess: the offline store through Athena (features.offline_store_query(): the latest
+    #    record per customer) -> stratified train / validation / test CSVs.
+    preprocess_inputs = [offline_store_input(ctx, "features", "/opt/ml/processing/input/data"), features_input(ctx)]
+    preprocess = processing_step_with_datasets(
+        preprocess_inputs,
         name="Preprocess",
-        description="Latest record per customer from the feature export; deterministic stratified split",
+        description="Latest record per customer from the offline store (Athena); deterministic stratified split",
         step_args=script_processor(ctx, processing_instance_type).run(
             code=ctx.asset("steps/preprocess.py"),
-            inputs=[
-                s3_input("features", input_data, "/opt/ml/processing/input/data"),
-                features_input(ctx),
-            ],
+            inputs=preprocess_inputs,
             outputs=[s3_output(name, f"/opt/ml/processing/{name}") for name in SPLITS],
-            arguments=["--input-dir", "/opt/ml/processing/input/data", "--output-dir", "/opt/ml/processing"],
+            arguments=[
+                "--input-dir",
+                "/opt/ml/processing/input/data",
+                "--input-format",
+                "json",
+                "--output-dir",
+                "/opt/ml/processing",
+            ],
         ),
     )
     split_uri = {name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri for name in SPLITS}
@@ -222,7 +226,7 @@ def build(ctx: PipelineContext):
 
     return Pipeline(
         name=ctx.pipeline_name,
-        parameters=[processing_instance_type, training_instance_type, input_data, approval_status, auc_threshold],
+        parameters=[processing_instance_type, training_instance_type, approval_status, auc_threshold],
         steps=[preprocess, train, evaluate, check],
         sagemaker_session=ctx.session,
     )

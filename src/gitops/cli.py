@@ -95,6 +95,7 @@ COMMAND_MODULES = (
     "run",
     "promotion",
     "status",
+    "model",
     "rehearse",
     "local",
     "image",

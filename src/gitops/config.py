@@ -265,6 +265,25 @@ class StageConfig(_Strict):
         """The CodeBuild service role of the stage's `verb` project (deploy, verify, promote)."""
         return f"{self.prefix}-{verb}-build"
 
+    # The offline store as the training pipeline reads it (Athena, in the stage's own workgroup).
+    @property
+    def offline_store_database(self) -> str:
+        return "sagemaker_featurestore"  # SageMaker's default Glue database for offline stores
+
+    @property
+    def offline_store_table(self) -> str:
+        """The feature group's Glue table (Athena names: lower case, underscores)."""
+        return self.feature_group_name.replace("-", "_")
+
+    @property
+    def athena_workgroup_name(self) -> str:
+        """Encrypted with the stage key, results in the artifact bucket, configuration enforced."""
+        return f"{self.prefix}-training"
+
+    @property
+    def athena_results_uri(self) -> str:
+        return f"s3://{self.artifact_bucket_name}/athena-results/"
+
     @property
     def endpoint_name(self) -> str:
         return f"{self.prefix}-endpoint"

@@ -36,7 +36,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENV_REPO_BUILDSPECS = {"deploy", "verify", "promote"}  # run in an env repository, on the release it holds
 ENGINE_REQUIREMENTS = "release/assets/*/engine-requirements.txt"  # hash-locked from uv.lock by render
 SCAN_REQUIREMENTS = "release/assets/*/scan-requirements.txt"
-SOURCE_BUILDSPECS = {"build-and-scan", "publish"}  # run on the source tree
+SOURCE_BUILDSPECS = {"build-and-scan", "publish", "model-propose"}  # run on the source tree
 # Variables the env pipeline's CodeBuild projects set (infra/stacks/mlops.py; tests/infra/test_infra_app.py).
 PROJECT_VARIABLES = {
     "STAGE",
@@ -208,7 +208,7 @@ def test_dependabot_keeps_the_action_pins_and_uv_lock_current():
 
 
 def test_the_workflows_are_one_per_concern():
-    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "image"}
+    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "image", "model-propose"}
 
 
 # --- pinning, permissions, credentials --------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_concurrency_group_and_least_permissions(path: Path):
             needs["security-events"] = "write"
         if "gh pr comment" in scripts or "scripts/pr-comment" in scripts:
             needs["pull-requests"] = "write"
-        if "gh pr create" in scripts:  # a proposed commit: a branch pushed and a pull request opened
+        if "gh pr create" in scripts or "--pr github" in scripts:  # a branch pushed and a pull request opened
             needs.update({"contents": "write", "pull-requests": "write"})
         assert granted == needs, f"{path.name}: job {name} asks for {granted}, needs exactly {needs}"
         assert job.get("timeout-minutes"), f"{path.name}: job {name} has no timeout-minutes"
@@ -291,6 +291,10 @@ def test_the_triggers_fit_each_concern():
     assert publish["concurrency"]["cancel-in-progress"] is False  # a push to dev is never cut off halfway
     assert set(triggers(promote)) == {"workflow_dispatch"}
     assert triggers(drift)["schedule"][0]["cron"]
+    # Sent by the training account's propose build for an Approved package only.
+    assert triggers(load_yaml(WORKFLOW_DIR / "model-propose.yml")) == {
+        "repository_dispatch": {"types": ["model-approved"]}
+    }
 
 
 # --- what each workflow runs ----------------------------------------------------------------------------
@@ -504,7 +508,7 @@ def test_junit_reports_match_what_the_commands_write(path: Path):
         assert report.file_format == "JUNITXML", f"{path.name}: report {group}"
         reported |= {f"{report.base_directory}/{f}" if report.base_directory else f for f in report.files}
     assert reported == written, f"{path.name}: reports {sorted(reported)} but commands write {sorted(written)}"
-    if path.stem in SOURCE_BUILDSPECS:
+    if path.stem in SOURCE_BUILDSPECS - {"model-propose"}:  # model-propose renders and scans nothing
         assert written, f"{path.name}: its scan findings should reach CodeBuild's test reports"
 
 
@@ -523,6 +527,8 @@ def touches_env_repos(args: list[str]) -> bool:
     verb = args[0]
     if verb in ("publish", "promote", "status", "rollback"):
         return True
+    if verb == "model":  # `model propose --pr codecommit:<repo>` pushes its branch to a CodeCommit source repository
+        return any(a.startswith("codecommit:") for a in args)
     if verb == "diff":
         return "--stage" in args or "--from" in args
     return verb in ("deploy", "verify") and "--release" not in args  # the release the stage holds

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from release_builder import build_release, stack_summary
+from release_builder import build_release, repin_release, stack_summary
 
 from gitops.config import StageConfig
 from gitops.deploy.apply import deploy_stage
+from gitops.deploy.model_parameters import MODEL_PARAMETER_DEFAULTS, MODEL_PARAMETERS
 from gitops.deploy.order import stack_order
 from gitops.deploy.plan import plan_stage
 from gitops.deploy.templates import validate_template
-from gitops.errors import DeployError, DeployFailed, TemplateError
+from gitops.errors import DeployError, DeployFailed, GitopsError, TemplateError
 from gitops.local.embedded import start_server, stop_server
 from gitops.local.projection import embedded_projection
 from gitops.release.assets import sha256_bytes
@@ -153,6 +154,7 @@ def mlops_template() -> dict:
 
 
 def inference_template() -> dict:
+    """The Inference stack's model parameters (as infra declares them); an SSM parameter stands in for the endpoint."""
     return _cdk(
         {
             "ServedModelParam": {
@@ -160,13 +162,35 @@ def inference_template() -> dict:
                 "Properties": {
                     "Name": "/mlops/dev/inference/model",
                     "Type": "String",
-                    "Value": {"Fn::If": ["HasModelPackage", {"Ref": "ModelPackageArn"}, "none"]},
+                    "Value": {
+                        "Fn::If": [
+                            "HasModel",
+                            {"Fn::Join": [" ", [{"Ref": "ModelDataUrl"}, {"Ref": "ModelSha256"}]]},
+                            "none",
+                        ]
+                    },
                 },
             }
         },
-        {"ModelPackageArn": {"Type": "String", "Default": ""}},
-        Conditions={"HasModelPackage": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, ""]}]}},
+        {name: {"Type": "String", "Default": MODEL_PARAMETER_DEFAULTS.get(name, "")} for name in MODEL_PARAMETERS},
+        Conditions={"HasModel": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelDataUrl"}, ""]}]}},
     )
+
+
+ARTIFACT = b"model.tar.gz stand-in bytes"
+ARTIFACT_SHA = sha256_bytes(ARTIFACT)
+TRAINED_KEY = "mlops-dev-training/exec-1/Train/output/model.tar.gz"
+IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn@sha256:" + "ab" * 32
+
+
+def model_pin(version: int = 1, sha: str = ARTIFACT_SHA, auc: float = 0.9, **changes: Any) -> dict:
+    model = {
+        "package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-dev-models/{version}",
+        "artifact": {"uri": f"s3://{BUCKET}/{TRAINED_KEY}", "sha256": sha},
+        "image": IMAGE,
+        "metrics": {"auc": auc},
+    }
+    return {"model": model | changes}
 
 
 def pipeline_definition(marker: str = "v1") -> dict:
@@ -197,6 +221,7 @@ def make_release(
     templates: dict[str, dict] | None = None,
     definition: dict | None = None,
     account: str = ACCOUNT,
+    pin: dict | None = None,
 ) -> Path:
     """A complete, verifiable release of one stage 'dev' (stacks Base, MLOps, Inference; pipeline training)."""
     config = stage_config(account)
@@ -208,6 +233,7 @@ def make_release(
         "stages/dev/pipelines/training.json": canonical_json(definition or pipeline_definition()),
         STEP_PATH: STEP_CODE,
         CDK_ASSET_PATH: CDK_ASSET,
+        "model.json": canonical_json(pin or {"model": None}),
     }
     stacks = {}
     for name, template in templates.items():
@@ -374,12 +400,29 @@ def test_stack_order_follows_the_ssm_parameters_stacks_share():
         stack_order({"A": both, "B": both})
 
 
-def test_unknown_stage_and_bad_model_package_arn_are_refused(tmp_path: Path):
+def test_unknown_stage_is_refused(tmp_path: Path):
     release = make_release(tmp_path / "r")
     with pytest.raises(DeployError, match="has no stage 'qa' \\(has dev\\)"):
         deploy_stage(release, "qa", UNREACHABLE)
-    with pytest.raises(DeployError, match="not a SageMaker model package ARN"):
-        deploy_stage(release, "dev", UNREACHABLE, model_package_arn="my-model")
+
+
+@pytest.mark.parametrize(
+    "pin, expected",
+    [
+        (model_pin(package_arn="my-model"), "field 'model.package_arn': not a versioned model package ARN"),
+        (model_pin(image=IMAGE.split("@")[0] + ":1.2-1"), "field 'model.image': must be an ECR image by digest"),
+        (model_pin(sha="ABC"), "field 'model.artifact.sha256': must be 64 lower-case hex"),
+        (model_pin(auc=0.6), "auc 0.6000 is under stage 'dev' threshold 0.7"),
+        ({"served": None}, "expected a mapping with a 'model' key"),
+    ],
+)
+def test_a_bad_model_pin_in_the_release_is_refused_before_any_aws_call(tmp_path: Path, pin, expected):
+    release = make_release(tmp_path / "r", pin=pin)
+    with pytest.raises(GitopsError) as err:
+        deploy_stage(release, "dev", UNREACHABLE)  # any AWS call would fail to connect instead
+    assert str(err.value).startswith(f"{release / 'model.json'}: ")
+    message = str(err.value).removeprefix(f"{release / 'model.json'}: ")
+    assert expected in message and "\n" not in message and len(message) < 180
 
 
 # ---------------------------------------------------------------- deploy on the embedded target
@@ -411,7 +454,7 @@ def test_deploy_creates_stacks_uploads_encrypted_assets_and_pipelines(tmp_path: 
     ]
     assert [(p.pipeline_name, p.action) for p in report.pipelines] == [("mlops-dev-training", "created")]
     assert report.model_package_group == "mlops-dev-models: created (outside CloudFormation)"
-    assert report.model_package_arn == ""
+    assert report.model == "none pinned (no endpoint)"
     assert sorted(report.assets_uploaded) == [
         f"s3://{CDK_BUCKET}/{sha256_bytes(CDK_ASSET)}.zip",
         f"s3://{BUCKET}/{STEP_PATH}",
@@ -511,27 +554,65 @@ def test_projection_drops_custom_resources_and_keeps_a_placeholder():
     assert template["Resources"]["Seed"]  # the release's template is left untouched
 
 
-def test_latest_approved_model_package_is_served(tmp_path: Path, target: Target):
-    release = make_release(tmp_path / "r")
-    assert deploy_stage(release, "dev", target).ok
+def _trained_in_dev(target: Target, data: bytes = ARTIFACT) -> None:
+    """What a training job leaves behind: model.tar.gz in dev's artifact bucket."""
+    clients(target)["s3"].put_object(Bucket=BUCKET, Key=TRAINED_KEY, Body=data)
+
+
+def _served(target: Target) -> str:
+    return clients(target)["ssm"].get_parameter(Name="/mlops/dev/inference/model")["Parameter"]["Value"]
+
+
+def test_deploy_serves_the_pin_and_never_asks_the_registry(tmp_path: Path, target: Target, monkeypatch):
+    """(a) deploy never looks the model up; (b) approving a package changes nothing until the pin changes."""
+    assert deploy_stage(make_release(tmp_path / "empty"), "dev", target).ok
+    _trained_in_dev(target)
     sm = clients(target)["sagemaker"]
-    arns = [
-        sm.create_model_package(ModelPackageGroupName="mlops-dev-models", ModelApprovalStatus=status)["ModelPackageArn"]
-        for status in ("Approved", "Approved", "PendingManualApproval")
+    sm.create_model_package(ModelPackageGroupName="mlops-dev-models", ModelApprovalStatus="Approved")
+    # Deploy makes no registry read at all: every SageMaker model-package call it could make fails the test.
+    import botocore.client
+
+    real = botocore.client.BaseClient._make_api_call
+
+    def guarded(self, operation, params):
+        assert "ModelPackage" not in operation or operation == "CreateModelPackageGroup" or "Group" in operation, (
+            f"deploy called {operation}"
+        )
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", guarded)
+    unpinned = deploy_stage(make_release(tmp_path / "empty2"), "dev", target)
+    assert unpinned.ok and _served(target) == "none"  # an Approved package alone serves nothing
+
+    pinned = deploy_stage(make_release(tmp_path / "pinned", pin=model_pin()), "dev", target)
+    assert pinned.ok, pinned.error
+    staged = f"s3://{BUCKET}/models/{ARTIFACT_SHA}/model.tar.gz"
+    assert _served(target) == f"{staged} {ARTIFACT_SHA}"
+    assert pinned.model_artifact == f"{staged}: copied from s3://{BUCKET}/{TRAINED_KEY} (S3's ChecksumSHA256)"
+    head = clients(target)["s3"].head_object(Bucket=BUCKET, Key=f"models/{ARTIFACT_SHA}/model.tar.gz")
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+    # The training output is overwritten or deleted afterwards: the stage's content-addressed copy still serves.
+    _trained_in_dev(target, b"something else")
+    again = deploy_stage(make_release(tmp_path / "pinned", pin=model_pin()), "dev", target)
+    assert again.ok and again.model_artifact == f"{staged}: in place (S3's ChecksumSHA256)"
+    assert _served(target) == f"{staged} {ARTIFACT_SHA}"
+
+
+def test_a_pin_whose_sha256_does_not_match_the_artifact_deploys_nothing(tmp_path: Path, target: Target):
+    assert deploy_stage(make_release(tmp_path / "empty"), "dev", target).ok
+    _trained_in_dev(target, b"not the pinned bytes")
+    stacks_before = clients(target)["cloudformation"].describe_stacks()["Stacks"]
+    with pytest.raises(GitopsError) as err:
+        deploy_stage(make_release(tmp_path / "pinned", pin=model_pin()), "dev", target)
+    message = str(err.value)
+    assert message.startswith(f"models/serving.yaml: artifact s3://{BUCKET}/{TRAINED_KEY} has sha256 ")
+    assert f"the pin says {ARTIFACT_SHA[:12]}" in message and "refusing to serve it" in message
+    after = clients(target)["cloudformation"].describe_stacks()["Stacks"]
+    assert [(s["StackName"], s.get("LastUpdatedTime")) for s in after] == [
+        (s["StackName"], s.get("LastUpdatedTime")) for s in stacks_before
     ]
-    report = deploy_stage(release, "dev", target)
-    assert report.ok, report.error
-    assert report.model_package_arn == arns[1]  # the newest Approved, not the newer pending one
-    inference = report.stacks[-1]
-    # On AWS an update; moto cannot flip a Condition on update, so the embedded target recreates (and says so).
-    assert (inference.name, inference.action) == ("Inference", "created")
-    assert inference.note == "embedded target: recreated, as moto does not apply condition changes on update"
-    ssm = clients(target)["ssm"]
-    assert ssm.get_parameter(Name="/mlops/dev/inference/model")["Parameter"]["Value"] == arns[1]
-    # An explicit ARN wins over the registry.
-    pinned = deploy_stage(release, "dev", target, model_package_arn=arns[0])
-    assert pinned.ok and pinned.model_package_arn == arns[0]
-    assert ssm.get_parameter(Name="/mlops/dev/inference/model")["Parameter"]["Value"] == arns[0]
+    assert _served(target) == "none"
 
 
 def _failing_mlops() -> dict:
@@ -618,6 +699,21 @@ def rendered_release(tmp_path_factory) -> tuple[Path, float]:
     return out, render_release(ROOT, out).seconds
 
 
+def pinned_release(release: Path, out: Path, target: Target) -> Path:
+    """The rendered release with the sample model pinned, its artifact where training would leave it in dev."""
+    from gitops.local.sample_model import stand_in_image, train_sample_model
+    from gitops.model.pin import ModelPin, load_release_pin, release_model_bytes
+
+    trained = train_sample_model(ROOT)
+    clients(target)["s3"].put_object(Bucket=BUCKET, Key=TRAINED_KEY, Body=trained.data)
+    tag, digest = stand_in_image(REGION)
+    pin = ModelPin.model_validate(
+        model_pin(sha=trained.sha256, auc=trained.metrics["auc"], image=f"{tag.rsplit(':', 1)[0]}@{digest}")
+    )
+    repin_release(release, out, release_model_bytes(pin, load_release_pin(release).sample))
+    return out
+
+
 @pytest.mark.slow
 def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_release, target: Target, capsys):
     from gitops.deploy.verify import verify_stage
@@ -635,15 +731,17 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
     again = deploy_stage(release, "dev", target)
     assert {s.action for s in again.stacks} == {"unchanged"} and {p.action for p in again.pipelines} == {"unchanged"}
 
-    # Once a model is approved, the next deploy serves it and verify expects its endpoint InService.
-    sm = clients(target)["sagemaker"]
-    arn = sm.create_model_package(ModelPackageGroupName="mlops-dev-models", ModelApprovalStatus="Approved")[
-        "ModelPackageArn"
-    ]
+    # Once a model is pinned (a release with another model.json), deploy serves it and verify calls it.
+    release = pinned_release(release, release.parent / "pinned", target)
     served = deploy_stage(release, "dev", target)
     assert served.ok, served.error
-    assert (served.model_package_arn, served.stacks[-1].action) == (arn, "created")  # recreated on moto
-    endpoint = next(c for c in verify_stage(release, "dev", target).checks if c.kind == "endpoint")
+    assert served.stacks[-1].action == "created"  # recreated on moto
+    served_checks = verify_stage(release, "dev", target).checks
+    prediction = next(c for c in served_checks if c.kind == "prediction")
+    assert prediction.ok and prediction.detail.startswith("local: code/inference.py of the pinned artifact")
+    served_model = next(c for c in served_checks if c.kind == "served-model")  # read back from the live endpoint
+    assert served_model.ok and served_model.detail.startswith("every variant runs the pinned image and artifact")
+    endpoint = next(c for c in served_checks if c.kind == "endpoint")
     assert endpoint.name == "mlops-dev-inference/ServingEndpointC149CBA2"
     assert (endpoint.ok, endpoint.skipped) == (True, False) and " InService on " in endpoint.detail
 
@@ -659,6 +757,7 @@ def test_real_release_deploys_and_verifies_on_the_embedded_target(rendered_relea
     problems = drifted.problems
     assert any(p.startswith("vpc-endpoint mlops-dev-network/") and "sagemaker.runtime" in p for p in problems), problems
     assert any(p.startswith("endpoint mlops-dev-inference/") for p in problems), problems
+    assert not any(p.startswith("aws ") for p in problems), problems  # every check ran
     repaired = deploy_stage(release, "dev", target)
     assert repaired.ok, repaired.error
     assert {s.action for s in repaired.stacks} == {"unchanged"}

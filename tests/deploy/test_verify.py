@@ -58,8 +58,8 @@ def test_verify_passes_after_deploy(deployed: Path, target: Target):
     assert kinds == [
         "asset",
         "bucket",
-        "endpoint",
         "kms-key",
+        "model",
         "model-package-group",
         "not-checked",
         "pipeline",
@@ -72,8 +72,10 @@ def test_verify_passes_after_deploy(deployed: Path, target: Target):
     not_checked = {c.name: c.detail for c in report.checks if c.kind == "not-checked"}
     assert all(c.skipped for c in report.checks if c.kind == "not-checked")
     assert not_checked["mlops-dev-mlops/ModelPackageGroup"].startswith("AWS::SageMaker::ModelPackageGroup: type not")
-    endpoint = next(c for c in report.checks if c.kind == "endpoint")
-    assert endpoint.skipped and "no endpoint expected" in endpoint.detail
+    # The release pins no model: the Inference stack serves none (its parameters are empty), and no call is made.
+    model = next(c for c in report.checks if c.kind == "model")
+    assert (model.name, model.ok, model.detail) == ("mlops-dev-inference/endpoint", True, "none pinned, none served")
+    assert not any(c.kind == "prediction" for c in report.checks)
     json.dumps(report.to_dict())
 
 

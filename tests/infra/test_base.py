@@ -191,6 +191,9 @@ UNUSED_BY_TYPE = {
     "AWS::CloudFront::Distribution": {
         "cloudfront:CreateDistributionWithTags": "an API name; IAM authorizes it as CreateDistribution and TagResource",
     },
+    "AWS::Athena::WorkGroup": {
+        "iam:CreateServiceLinkedRole": "a workgroup writing to the stage's bucket and key needs no service-linked role",
+    },
 }
 
 

@@ -1,4 +1,4 @@
-"""Inference stack: the endpoint of the ModelPackageArn parameter, isolated, encrypted, scaled and alarmed."""
+"""Inference stack: the endpoint of the pinned model's parameters, isolated, encrypted, scaled, alarmed, blue/green."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ pytestmark = pytest.mark.integration  # every test here needs the CDK app (tests
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_endpoint_exists_only_with_a_model_package(synth, stage):
+def test_endpoint_exists_only_with_a_pinned_model(synth, stage):
     template = synth.template(stage, "Inference")
-    parameter = template["Parameters"]["ModelPackageArn"]
-    assert (parameter["Type"], parameter["Default"]) == ("String", "")
-    condition = template["Conditions"]["HasModelPackage"]
-    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageArn"}, ""]}]}
+    for name, default in (("ModelDataUrl", ""), ("ModelImage", "none"), ("ModelSha256", ""), ("ModelPackageArn", "")):
+        parameter = template["Parameters"][name]
+        assert (parameter["Type"], parameter["Default"]) == ("String", default), name
+    condition = template["Conditions"]["HasModel"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelDataUrl"}, ""]}]}
     for logical_id, resource in template["Resources"].items():
         if not resource["Type"].startswith("AWS::SNS::"):
-            assert resource.get("Condition") == "HasModelPackage", logical_id
+            assert resource.get("Condition") == "HasModel", logical_id
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
@@ -31,7 +32,11 @@ def test_model_and_endpoint_are_isolated_and_encrypted(synth, stage):
     cfg = cfg_of(stage)
     model = synth.one(stage, "Inference", "AWS::SageMaker::Model")["Properties"]
     assert model["EnableNetworkIsolation"] is True
-    assert model["PrimaryContainer"]["ModelPackageName"] == {"Ref": "ModelPackageArn"}
+    # The pinned bytes and image, never a package name a registry would resolve.
+    container = model["PrimaryContainer"]
+    assert "ModelPackageName" not in container
+    assert (container["ModelDataUrl"], container["Image"]) == ({"Ref": "ModelDataUrl"}, {"Ref": "ModelImage"})
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert model["ExecutionRoleArn"] == cfg.sagemaker_execution_role_arn
     assert set(model["VpcConfig"]) == {"Subnets", "SecurityGroupIds"}
     config = synth.one(stage, "Inference", "AWS::SageMaker::EndpointConfig")["Properties"]
@@ -44,6 +49,26 @@ def test_model_and_endpoint_are_isolated_and_encrypted(synth, stage):
     assert variant["InitialInstanceCount"] == cfg.inference.initial_instance_count
     endpoint = synth.one(stage, "Inference", "AWS::SageMaker::Endpoint")["Properties"]
     assert endpoint["EndpointName"] == cfg.endpoint_name
+    tags = {t["Key"]: t["Value"] for t in endpoint["Tags"]}
+    assert tags["gitops:model-sha256"] == {"Ref": "ModelSha256"}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_a_new_model_shifts_traffic_by_canary_and_rolls_back_on_the_endpoint_alarms(synth, stage):
+    cfg = cfg_of(stage)
+    endpoint = synth.one(stage, "Inference", "AWS::SageMaker::Endpoint")["Properties"]
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "CANARY" and routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 10}
+    rollback = endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    alarms = {
+        a["Properties"]["AlarmName"] for a in synth.resources(stage, "Inference", "AWS::CloudWatch::Alarm").values()
+    }
+    assert {a["AlarmName"] for a in rollback} == {
+        f"{cfg.endpoint_name}-5xx-errors",
+        f"{cfg.endpoint_name}-model-latency",
+    }
+    assert {a["AlarmName"] for a in rollback} <= alarms
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -189,3 +189,65 @@ def test_no_build_project_runs_privileged(synth, stage):
     assert projects
     for sid, project in projects:
         assert project["Environment"].get("PrivilegedMode", False) is False, f"{stage}/{sid}/{project['Name']}"
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_training_queries_run_in_the_stage_workgroup_and_nothing_is_granted_on_primary(synth, stage):
+    cfg = cfg_of(stage)
+    group = synth.one(stage, "MLOps", "AWS::Athena::WorkGroup")["Properties"]
+    assert group["Name"] == f"{cfg.prefix}-training"
+    conf = group["WorkGroupConfiguration"]
+    assert conf["EnforceWorkGroupConfiguration"] is True
+    results = conf["ResultConfiguration"]
+    assert results["OutputLocation"] == f"s3://{cfg.artifact_bucket_name}/athena-results/"
+    assert results["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"
+    assert results["EncryptionConfiguration"]["KmsKey"]  # the stage key (an SSM-parameter reference)
+    feature_group = synth.one(stage, "MLOps", "AWS::SageMaker::FeatureGroup")["Properties"]
+    assert feature_group["OfflineStoreConfig"]["DataCatalogConfig"] == {
+        "Catalog": "AwsDataCatalog",
+        "Database": "sagemaker_featurestore",
+        "TableName": cfg.feature_group_name.replace("-", "_"),
+    }
+    workgroup_arn = f"arn:aws:athena:{cfg.region}:{cfg.account}:workgroup/{cfg.prefix}-training"
+    athena_statements = [
+        st
+        for stack in STACK_IDS
+        for policy in synth.resources(stage, stack, "AWS::IAM::Role").values()
+        for doc in policy["Properties"].get("Policies", [])
+        for st in doc["PolicyDocument"]["Statement"]
+        if any(
+            str(a).startswith("athena:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        )
+    ]
+    assert athena_statements, "no role may query the offline store"
+    for st in athena_statements:
+        assert st["Resource"] in (workgroup_arn, [workgroup_arn]), st
+    for stack in STACK_IDS:
+        assert "workgroup/primary" not in json.dumps(synth.template(stage, stack))
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_only_an_approved_package_in_the_training_stage_starts_the_propose_build(synth, stage):
+    cfg = cfg_of(stage)
+    rules = [
+        r["Properties"]
+        for r in synth.resources(stage, "MLOps", "AWS::Events::Rule").values()
+        if r["Properties"].get("Name") == f"{cfg.prefix}-model-approved"
+    ]
+    if cfg.stage != "dev":  # models are trained, registered and approved in the first stage only
+        assert rules == []
+        return
+    (rule,) = rules
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [cfg.model_package_group_name], "ModelApprovalStatus": ["Approved"]},
+    }
+    (target,) = rule["Targets"]
+    assert f":project/{cfg.prefix}-model-propose" in json.dumps(target["Arn"])
+    # EventBridge puts the matched event's ARN (a JSON string) where the placeholder stands.
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-models/7"
+    template = target["InputTransformer"]["InputTemplate"].replace("<detail-ModelPackageArn>", json.dumps(arn))
+    override = json.loads(template)["environmentVariablesOverride"]
+    assert override == [{"name": "PACKAGE_ARN", "type": "PLAINTEXT", "value": arn}]
+    assert target["InputTransformer"]["InputPathsMap"] == {"detail-ModelPackageArn": "$.detail.ModelPackageArn"}

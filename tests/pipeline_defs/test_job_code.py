@@ -71,7 +71,8 @@ def lay_out(built, step: dict, root: Path) -> Job:
     args = step["Arguments"]
     if step["Type"] == "Processing":
         for item in args["ProcessingInputs"]:
-            place(item["S3Input"]["S3Uri"], item["S3Input"]["LocalPath"])
+            if "S3Input" in item:  # a DatasetDefinition (the Athena input) brings data, not code
+                place(item["S3Input"]["S3Uri"], item["S3Input"]["LocalPath"])
         entrypoint = on_host(args["AppSpecification"]["ContainerEntrypoint"][-1])
     else:
         for channel in args["InputDataConfig"]:

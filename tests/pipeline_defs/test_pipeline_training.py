@@ -99,7 +99,7 @@ def test_data_dependencies_chain_the_steps(built):
         "Parameters.AucThreshold",
     }
     assert "Steps.Train.ModelArtifacts.S3ModelArtifacts" in refs(steps["RegisterModel"]["Arguments"])
-    assert refs(steps["Preprocess"]["Arguments"]) >= {"Parameters.InputDataUri", "Parameters.ProcessingInstanceType"}
+    assert refs(steps["Preprocess"]["Arguments"]) >= {"Parameters.ProcessingInstanceType"}
     assert not any(r.startswith("Steps.") for r in refs(steps["Preprocess"]["Arguments"]))
     assert all("DependsOn" not in step for step in steps.values())  # order comes from data, not hand wiring
 
@@ -110,11 +110,40 @@ def test_parameters_default_to_the_stage(built):
     assert {name: (p["Type"], p["DefaultValue"]) for name, p in params.items()} == {
         "ProcessingInstanceType": ("String", stage.training.processing_instance_type),
         "TrainingInstanceType": ("String", stage.training.training_instance_type),
-        "InputDataUri": ("String", f"s3://{stage.artifact_bucket_name}/datasets/customers/"),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
         "AucThreshold": ("Float", stage.training.metric_threshold),
     }
     assert params["ModelApprovalStatus"]["EnumValues"] == ["PendingManualApproval", "Approved"]
+
+
+def test_training_reads_the_offline_store_through_the_athena_query(built):
+    """(e) Preprocess's data is features.offline_store_query() over the feature group's Glue table, run by
+    SageMaker in the stage's own workgroup, results encrypted with the stage key in the stage's bucket."""
+    from pipeline_defs.features import offline_store_query
+
+    stage = built.stage
+    inputs = {i["InputName"]: i for i in steps_by_name(built.definition)["Preprocess"]["Arguments"]["ProcessingInputs"]}
+    features = inputs["features"]
+    assert "S3Input" not in features
+    athena = features["DatasetDefinition"]["AthenaDatasetDefinition"]
+    table = stage.feature_group_name.replace("-", "_")
+    assert athena["QueryString"] == offline_store_query("sagemaker_featurestore", table)
+    assert (athena["Catalog"], athena["Database"]) == ("AwsDataCatalog", "sagemaker_featurestore")
+    assert athena["WorkGroup"] == f"{stage.prefix}-training" != "primary"
+    assert athena["KmsKeyId"] == kms_alias_arn(stage) and athena["OutputFormat"] == "JSON"
+    assert athena["OutputS3Uri"] == {
+        "Std:Join": {
+            "On": "",
+            "Values": [
+                f"s3://{stage.artifact_bucket_name}/athena-results/",
+                {"Get": "Execution.PipelineExecutionId"},
+                "/",
+            ],
+        }
+    }
+    assert features["DatasetDefinition"]["LocalPath"] == "/opt/ml/processing/input/data"
+    argv = steps_by_name(built.definition)["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert argv[argv.index("--input-format") + 1] == "json"
 
 
 def test_evaluation_report_is_a_property_file_of_an_output(built):

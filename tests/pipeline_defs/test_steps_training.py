@@ -233,3 +233,28 @@ def test_preprocess_leaves_out_unlabelled_and_rejects_garbage(repo_root, tmp_pat
         r" for customer 'C00001'",
     ):
         pre.main(["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")])
+
+
+def test_preprocess_reads_the_athena_result_as_json_lines_like_the_csv(workflow, repo_root, tmp_path, step_script):
+    """What the pipeline's Athena input hands the job: JSON lines in files without a suffix."""
+    import pandas as pd
+
+    frame = pd.read_csv(repo_root / SAMPLE_DIR / "customers.csv", dtype={"customer_id": str, "event_time": str})
+    athena = tmp_path / "athena"
+    athena.mkdir()
+    half = len(frame) // 2
+    frame.iloc[:half].to_json(athena / "20260101_000000_00001_abcde", orient="records", lines=True)
+    frame.iloc[half:].to_json(athena / "20260101_000000_00001_fghij", orient="records", lines=True)
+    out = tmp_path / "prep"
+    main(
+        step_script,
+        "training/steps/preprocess.py",
+        "--input-dir",
+        athena,
+        "--input-format",
+        "json",
+        "--output-dir",
+        out,
+    )
+    for split in ("train", "validation", "test"):
+        assert (out / split / f"{split}.csv").read_bytes() == (workflow / "prep" / split / f"{split}.csv").read_bytes()

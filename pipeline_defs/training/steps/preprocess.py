@@ -1,8 +1,10 @@
 """Preprocess step: customer features (CSV export) -> train / validation / test CSVs.
 
-Input: every *.csv under --input-dir. Either a CSV export of the Feature Group, or the result
-of pipeline_defs/features.py offline_store_query() saved by Athena (a CSV with a header): any
-file whose columns include every feature. Rows are reduced to the latest record per customer
+Input (--input-format): `json`, what the pipeline passes, is the result of
+pipeline_defs/features.py offline_store_query() as SageMaker's Athena dataset definition hands
+it to the job (JSON lines, files without a suffix, every file under --input-dir); `csv` is every
+*.csv under --input-dir with a header (a CSV export, or the sample). Any file must have every
+feature as a column. Rows are reduced to the latest record per customer
 (by event time, as offline_store_query() does), records marked deleted and rows without a
 label are dropped, then split deterministically (stratified, fixed seed).
 
@@ -28,13 +30,20 @@ from sklearn.model_selection import train_test_split
 SPLITS = ("train", "validation", "test")
 
 
-def read_exports(input_dir: Path) -> pd.DataFrame:
-    files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
+def read_exports(input_dir: Path, input_format: str = "csv") -> pd.DataFrame:
+    if input_format == "json":
+        files = sorted(p for p in input_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    else:
+        files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
     if not files:
-        raise SystemExit(f"{input_dir}: no *.csv files to read")
+        raise SystemExit(f"{input_dir}: no {'files' if input_format == 'json' else '*.csv files'} to read")
     frames = []
+    dtypes = {features.RECORD_IDENTIFIER: str, features.EVENT_TIME: str}
     for path in files:
-        frame = pd.read_csv(path, dtype={features.RECORD_IDENTIFIER: str, features.EVENT_TIME: str})
+        if input_format == "json":
+            frame = pd.read_json(path, lines=True, dtype=dtypes)
+        else:
+            frame = pd.read_csv(path, dtype=dtypes)
         missing = [name for name in features.FEATURE_NAMES if name not in frame.columns]
         if missing:
             raise SystemExit(f"{path}: missing column(s) {', '.join(missing)}")
@@ -91,13 +100,14 @@ def split(table: pd.DataFrame, validation: float, test: float, seed: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Split customer features into train/validation/test")
     parser.add_argument("--input-dir", type=Path, default=Path("/opt/ml/processing/input/data"))
+    parser.add_argument("--input-format", choices=("json", "csv"), default="csv")
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing"))
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    raw = read_exports(args.input_dir)
+    raw = read_exports(args.input_dir, args.input_format)
     latest = latest_per_customer(raw)
     table = to_model_table(latest)
     parts = split(table, args.validation_fraction, args.test_fraction, args.seed)

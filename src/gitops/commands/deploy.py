@@ -53,23 +53,17 @@ def require_release_stage(stage: str, release: Path, root: Path) -> None:
 def deploy(
     stage: StageOpt,
     release: ReleaseDirOpt = Path("release"),
-    model_package_arn: Annotated[
-        str | None,
-        typer.Option("--model-package-arn", help="Serve this model package (default: latest Approved)."),
-    ] = None,
     root: RootOpt = Path("."),
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload assets, deploy the stage's stacks with change sets, upsert its SageMaker pipelines."""
+    """Stage the pinned model, upload assets, deploy the stage's stacks with change sets, upsert its pipelines."""
     from gitops.deploy.apply import deploy_stage
 
     check_stage_marker(release, stage)
     require_release_stage(stage, release, root)
     progress = None if as_json else (lambda msg: err.print(f"[dim]deploy[/] {msg}"))
-    report = deploy_stage(
-        release, stage, target_from(root, target), progress=progress, model_package_arn=model_package_arn
-    )
+    report = deploy_stage(release, stage, target_from(root, target), progress=progress)
     from gitops.deploy.notify import notify_deploy
 
     notification = notify_deploy(report)  # optional: skipped, and said so, without a webhook secret
@@ -86,6 +80,7 @@ def deploy(
         for p in report.pipelines:
             table.add_row(f"pipeline {p.name}", p.action, "", "")
         out.print(table)
+        out.print(f"model: {report.model}" + (f"; {report.model_artifact}" if report.model_artifact else ""))
         out.print(
             f"assets uploaded {len(report.assets_uploaded)}, unchanged {len(report.assets_skipped)};"
             f" {report.seconds:.1f}s"

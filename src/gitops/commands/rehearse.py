@@ -20,6 +20,12 @@ def rehearse(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave the embedded target up afterwards (`gitops local down`).")
     ] = False,
+    model: Annotated[
+        bool,
+        typer.Option(
+            "--model", help="Then the model's path: registered, approved, proposed as a pin, deployed, promoted."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Render, scan, publish to dev, deploy+verify dev, the approval click, promote, deploy+verify prod."""
@@ -46,6 +52,7 @@ def rehearse(
             log=log,
             show=err.print,
             confirm=confirm if sys.stdin.isatty() else None,
+            model=model,
         )
     except KeyboardInterrupt:
         err.print(
@@ -60,6 +67,7 @@ def rehearse(
                 "already_promoted": result.already_promoted,
                 "final_releases": result.final_releases,
                 "steps": [s.__dict__ for s in result.steps],
+                "model": result.model.__dict__ if result.model else None,
             }
         )
         return
@@ -74,3 +82,16 @@ def rehearse(
         out.print(f"{stage:>6}: {rid or '(none)'}")
     if result.already_promoted:
         out.print("nothing to do: the last stage already holds this release")
+    if result.model is not None:
+        loop = Table(title=f"the model's path: {result.model.package_arn}", title_justify="left")
+        for col in ("stage", "step", "status", "seconds"):
+            loop.add_column(col, justify="right" if col == "seconds" else "left")
+        for step, seconds in result.model.timings.items():
+            loop.add_row("-", step, "Succeeded", f"{seconds:.1f}")
+        for stage, step, status, seconds in result.model.loop:
+            loop.add_row(stage, f"  {step}", status, f"{seconds:.1f}")
+        out.print(loop)
+        for line in result.model.lines:
+            out.print(line, markup=False)
+        for stage, sha in result.model.served.items():
+            out.print(f"{stage:>6} serves sha256 {sha}")

@@ -36,6 +36,7 @@ def status_target(root: Path, target_kind: str | None) -> tuple[Target, str | No
 def collect_status(root: Path, target_kind: str | None) -> dict:
     from gitops.config import load_stages
     from gitops.deploy.pipeline_runs import stage_pipeline_executions
+    from gitops.model.change import held_model
     from gitops.promotion import envrepo
     from gitops.promotion.approval import pending_approvals
     from gitops.promotion.state import LocalState
@@ -79,6 +80,7 @@ def collect_status(root: Path, target_kind: str | None) -> dict:
                 "verified": verified,
                 "waiting_approvals": waiting,
                 "pipeline_executions": stage_pipeline_executions(target, cfg, pipelines),
+                "model": held_model(target, cfg) if held else "no release",
             }
         )
     return {"target": target.kind, "note": note, "stages": rows}
@@ -92,7 +94,7 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
         emit_json(data)
         return
     table = Table(title=f"target: {data['target']}", title_justify="left")
-    for col in ("stage", "account / region", "release", "env commit", "last execution", "waiting approval"):
+    for col in ("stage", "account / region", "release", "env commit", "last execution", "waiting approval", "model"):
         table.add_column(col)
     for row in data["stages"]:
         ex = row["last_execution"]
@@ -104,6 +106,7 @@ def status(root: RootOpt = Path("."), target: TargetOpt = None, as_json: JsonOpt
             row["commit"][:10],
             f"{ex['status']} ({ex['id'][:8]})" if ex else "-",
             waiting,
+            row["model"],
         )
     out.print(table)
     if data["note"]:

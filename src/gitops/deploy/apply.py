@@ -9,7 +9,6 @@ is reported.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,27 +20,35 @@ from gitops.deploy.report import DeployReport
 from gitops.deploy.sagemaker_pipelines import ensure_model_package_group, upsert_pipeline
 from gitops.deploy.stacks import StackDeployer
 from gitops.errors import DeployError, DeployFailed, aws_error_text
+from gitops.model.artifact import ensure_stage_artifact, split_s3_uri
 from gitops.progress import Progress
 from gitops.scan.attestation import require_gate
 from gitops.target import Target
 
-_MODEL_PACKAGE_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^\s]+")
+
+def _stage_model(plan: StagePlan, aws: StageClients, report: DeployReport, say: Progress) -> None:
+    """The pinned artifact in the stage's own bucket, its sha256 checked, before any stack changes.
+
+    Only the stage the model was trained in (its bucket is the pinned URI's) copies it from there;
+    any other stage must already hold it: promotion put it there.
+    """
+    model = plan.pin.model
+    report.model = plan.pin.describe()
+    if model is None:
+        say("model: none pinned (models/serving.yaml says model: null); no endpoint")
+        return
+    trained_here = split_s3_uri(model.artifact.uri)[0] == plan.config.artifact_bucket_name
+    staged = ensure_stage_artifact(model, plan.config, aws.s3, aws.s3 if trained_here else None)
+    report.model_artifact = f"{staged.uri}: {staged.how}"
+    say(f"model: {model.short()} at {staged.uri} ({staged.how})")
 
 
-def _check_model_package_arn(arn: str) -> None:
-    if arn and not _MODEL_PACKAGE_ARN.fullmatch(arn):
-        raise DeployError(
-            f"--model-package-arn '{arn}' is not a SageMaker model package ARN",
-            hint="pass arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>, or omit it",
-        )
-
-
-def _run(plan: StagePlan, target: Target, say: Progress, model_package_arn: str | None) -> DeployReport:
+def _run(plan: StagePlan, target: Target, say: Progress) -> DeployReport:
     config = plan.config
     report = DeployReport(plan.manifest.release_id, config.stage, config.account, config.region, target.kind)
     aws = StageClients(target, config)
     assets = Assets(plan, aws, report, say)
-    stacks = StackDeployer(plan, target, aws, assets, report, say, model_package_arn)
+    stacks = StackDeployer(plan, target, aws, assets, report, say)
 
     def timed(phase: str, step: Callable[[], object]) -> None:
         t0 = time.perf_counter()
@@ -63,6 +70,10 @@ def _run(plan: StagePlan, target: Target, say: Progress, model_package_arn: str 
     except AWS_ERRORS as exc:
         raise DeployError(f"stage '{config.stage}': checking the CDK bootstrap: {aws_error_text(exc)}") from exc
     try:
+        timed("model-artifact", lambda: _stage_model(plan, aws, report, say))
+    except AWS_ERRORS as exc:
+        raise DeployError(f"stage '{config.stage}': staging the pinned model: {aws_error_text(exc)}") from exc
+    try:
         timed("stack-assets", assets.upload_stack_assets)
         timed("stacks", stacks.deploy_all)
         timed("model-package-group", model_package_group)
@@ -83,9 +94,10 @@ def deploy_stage(
     target: Target,
     *,
     progress: Progress | None = None,
-    model_package_arn: str | None = None,
 ) -> DeployReport:
-    """Deploy one stage of a release: stacks by change set, assets, SageMaker pipelines.
+    """Deploy one stage of a release: the pinned model's artifact, stacks by change set, assets, SageMaker pipelines.
+
+    The model served is the release's model.json, exactly; deploy never asks a registry for one.
 
     Bad input (release, stage, template, parameters) and refusals (wrong account, no bootstrap)
     raise before anything changes. A failing step during the deploy stops it and is returned in
@@ -94,8 +106,6 @@ def deploy_stage(
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     require_gate(release_dir, progress=say)  # the gate runs where the deploy runs (docs/design.md §7.6)
-    if model_package_arn is not None:
-        _check_model_package_arn(model_package_arn)
     t0 = time.perf_counter()
     plan = plan_stage(release_dir, stage, target)
     for stack in plan.stacks:
@@ -105,7 +115,7 @@ def deploy_stage(
                 f" {len(stack.template['Resources'])} resources"
             )
     planned = round(time.perf_counter() - t0, 2)
-    report = _run(plan, target, say, model_package_arn)
+    report = _run(plan, target, say)
     report.timings = {"plan": planned} | report.timings
     report.seconds = round(time.perf_counter() - started, 2)
     return report

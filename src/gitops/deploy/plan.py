@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from gitops.config import StageConfig
+from gitops.deploy.model_parameters import MODEL_PARAMETERS
 from gitops.deploy.order import stack_order
 from gitops.deploy.templates import validate_template
 from gitops.errors import DeployError, TemplateError
 from gitops.local.projection import MotoCapabilities, Projection, embedded_projection
+from gitops.model.pin import RELEASE_MODEL, ModelPin, check_threshold, load_release_pin
 from gitops.release.manifest import ReleaseManifest, check_stage_summary, load_release, load_stage_config_from_release
 from gitops.target import Target
 
-# The engine's own names: the model the Inference stack serves, the tags it puts on what it upserts.
-MODEL_PACKAGE_PARAMETER = "ModelPackageArn"
+# The engine's own names: the tags it puts on what it upserts.
 RELEASE_TAG = "gitops:release-id"
 STAGE_TAG = "gitops:stage"
 _BOOTSTRAP_PARAMETER = re.compile(r"^/cdk-bootstrap/([A-Za-z0-9_-]+)/version$")
@@ -55,6 +56,7 @@ class StagePlan:
     config: StageConfig
     stacks: list[StackPlan]
     pipelines: list[PipelinePlan]
+    pin: ModelPin  # the release's model.json: the one model every stage serves
 
     @property
     def bootstrap_qualifiers(self) -> list[str]:
@@ -96,6 +98,9 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
             f"{release_dir}: stage '{stage}' settings say {config.account}/{config.region},"
             f" the manifest says {summary.account}/{summary.region}"
         )
+    pin = load_release_pin(release_dir)
+    if pin.model is not None:
+        check_threshold(pin.model, config, f"{release_dir / RELEASE_MODEL}")
     templates: dict[str, dict] = {}
     assets_of: dict[str, list[dict]] = {}
     declared: dict[str, list[str]] = {}
@@ -104,7 +109,7 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
         template = read_json(release_dir, rel)
         validate_template(template, rel)
         for pname, spec in (template.get("Parameters") or {}).items():
-            if pname != MODEL_PACKAGE_PARAMETER and "Default" not in spec:
+            if pname not in MODEL_PARAMETERS and "Default" not in spec:
                 raise TemplateError(f"{rel}: parameter '{pname}' has no Default and deploy supplies no value for it")
         templates[name] = template
         assets_doc = read_json(release_dir, f"stages/{stage}/templates/{name}.assets.json")
@@ -166,4 +171,4 @@ def plan_stage(release_dir: Path, stage: str, target: Target) -> StagePlan:
         )
     if capabilities:
         capabilities.save()
-    return StagePlan(release_dir, manifest, config, stacks, pipelines)
+    return StagePlan(release_dir, manifest, config, stacks, pipelines, pin)

@@ -48,7 +48,8 @@ class DeployReport:
     assets_uploaded: list[str] = field(default_factory=list)
     assets_skipped: list[str] = field(default_factory=list)
     model_package_group: str | None = None  # "<name>: exists" | "<name>: created (outside CloudFormation)"
-    model_package_arn: str | None = None
+    model: str | None = None  # the release's pin, one line ("none pinned (no endpoint)" when empty)
+    model_artifact: str | None = None  # the stage's copy: "<uri>: in place (...)" | "<uri>: copied from ..."
     embedded_bootstrap: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-from botocore.exceptions import ClientError
-
 from gitops.deploy import app_service, live
 from gitops.deploy.assets import Assets
 from gitops.deploy.aws import (
@@ -21,11 +19,12 @@ from gitops.deploy.aws import (
     OK_STACK_STATES,
     USABLE_STACK_STATES,
     StageClients,
-    error_code,
     poll,
     stack_status,
 )
-from gitops.deploy.plan import MODEL_PACKAGE_PARAMETER, StackPlan, StagePlan
+from gitops.deploy.endpoint_rollback import explain_rollback
+from gitops.deploy.model_parameters import MODEL_DATA_PARAMETER, model_parameter_values
+from gitops.deploy.plan import StackPlan, StagePlan
 from gitops.deploy.report import DeployReport, StackResult
 from gitops.deploy.templates import TEMPLATE_BODY_LIMIT, compact_json, template_references
 from gitops.errors import DeployFailed, aws_error_text
@@ -48,7 +47,6 @@ class StackDeployer:
         assets: Assets,
         report: DeployReport,
         say: Progress,
-        model_package_arn: str | None,
     ) -> None:
         self.plan = plan
         self.config = plan.config
@@ -57,8 +55,6 @@ class StackDeployer:
         self.assets = assets
         self.report = report
         self.say = say
-        self.requested_arn = model_package_arn
-        self.model_arn: str | None = None
         self.execution_role_arn: str | None = None
         self.delay = 0.1 if target.is_local else 5.0
 
@@ -68,6 +64,10 @@ class StackDeployer:
             result = self.deploy_stack(stack)
             self.report.stacks.append(result)
             if result.action == "failed":
+                if not self.target.is_local and MODEL_DATA_PARAMETER in stack.parameters and self.plan.pin.model:
+                    # A blue/green update SageMaker rolled back: the failure names the alarm that fired.
+                    rolled_back = explain_rollback(self.aws.sagemaker, self.aws.cloudwatch, self.config)
+                    result.reason = rolled_back or result.reason
                 raise DeployFailed(f"stack {result.stack_name}: {result.reason}")
             if self.target.is_local:
                 result.repaired = self.repair_embedded(stack)
@@ -90,36 +90,12 @@ class StackDeployer:
             return None
         return f"arn:aws:iam::{self.config.account}:role/{self.config.cfn_execution_role_name}"
 
-    def model_package(self) -> str:
-        """The model the Inference stack serves: as requested, else the newest Approved one, else ""."""
-        if self.model_arn is not None:
-            return self.model_arn
-        if self.requested_arn is not None:
-            self.model_arn = self.requested_arn
-        else:
-            try:
-                found = self.aws.sagemaker.list_model_packages(
-                    ModelPackageGroupName=self.config.model_package_group_name,
-                    ModelApprovalStatus="Approved",
-                    SortBy="CreationTime",
-                    SortOrder="Descending",
-                    MaxResults=1,
-                )["ModelPackageSummaryList"]
-            except ClientError as exc:
-                if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
-                    raise
-                found = []  # no group yet: nothing approved
-            self.model_arn = found[0]["ModelPackageArn"] if found else ""
-            self.say(f"model package: {self.model_arn or 'none approved yet (no endpoint)'}")
-        self.report.model_package_arn = self.model_arn
-        return self.model_arn
-
     def stack_parameters(self, stack: StackPlan) -> list[dict[str, str]]:
+        """The parameters a stack declares, from the release's pins (app image, model): nothing is looked up."""
         if app_service.runs_app(stack):
             return app_service.image_parameters(stack, self.plan.release_dir)
-        if MODEL_PACKAGE_PARAMETER not in stack.parameters:
-            return []
-        return [{"ParameterKey": MODEL_PACKAGE_PARAMETER, "ParameterValue": self.model_package()}]
+        values = model_parameter_values(self.plan.pin, self.config)
+        return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items() if k in stack.parameters]
 
     def wait_for_app(self, stack: StackPlan) -> None:
         """The App stack deployed: its service must settle on the release's image (a rollback fails the deploy)."""

@@ -18,9 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gitops.deploy import live
 from gitops.deploy.aws import AWS_ERRORS, OK_STACK_STATES, StageClients, check_account, stack_status
-from gitops.deploy.plan import MODEL_PACKAGE_PARAMETER, StackPlan, StagePlan, plan_stage
+from gitops.deploy.model_parameters import MODEL_DATA_PARAMETER, MODEL_SHA256_PARAMETER
+from gitops.deploy.plan import StackPlan, StagePlan, plan_stage
 from gitops.deploy.sagemaker_pipelines import definition_sha256, describe_model_package_group, describe_pipeline
 from gitops.errors import GitopsError, aws_error_text
+from gitops.model.artifact import read_sha256
+from gitops.model.invoke import call_endpoint, run_locally
+from gitops.model.pin import ServedModel
 from gitops.progress import Progress
 from gitops.target import Target
 
@@ -35,7 +39,9 @@ class VerificationFailed(GitopsError):
 
 @dataclass
 class Check:
-    kind: str  # stack | template | live resource type | drift | pipeline | asset | model-package-group | endpoint
+    # stack | template | live resource type | drift | pipeline | asset | model-package-group
+    # | model | model-artifact | prediction
+    kind: str
     name: str
     ok: bool
     detail: str
@@ -219,29 +225,96 @@ class _StageVerify:
         self.add("model-package-group", name, exists, "exists" if exists else "does not exist")
 
     def endpoint(self) -> None:
+        """The pinned model: the stage's copy of its artifact, the stack's parameters, and a real prediction."""
+        model = self.plan.pin.model
         for stack in self.plan.stacks:
-            if MODEL_PACKAGE_PARAMETER not in stack.parameters:
+            if MODEL_DATA_PARAMETER not in stack.parameters:
                 continue
             live = self.live_stacks.get(stack.name)
             if live is None:
                 continue  # the stack check already failed
             params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in live.get("Parameters", [])}
-            model = params.get(MODEL_PACKAGE_PARAMETER, "")
             logical_id = _endpoint_resource(stack.deployed)
             shown = f"{stack.stack_name}/{logical_id or _endpoint_resource(stack.template) or 'endpoint'}"
-            if not model:
-                self.add("endpoint", shown, True, "no model package deployed: no endpoint expected", skipped=True)
+            served = params.get(MODEL_SHA256_PARAMETER, "")
+            if model is None:
+                self.add(
+                    "model",
+                    shown,
+                    served == "",
+                    "none pinned, none served" if not served else f"serves {served[:12]}… though none is pinned",
+                )
                 continue
+            self.add(
+                "model",
+                shown,
+                served == model.artifact.sha256,
+                f"serves {model.short()}"
+                if served == model.artifact.sha256
+                else f"serves sha256 {served[:12] or 'none'}…, the pin {model.artifact.sha256[:12]}…",
+            )
+            self.model_artifact(model)
             if _endpoint_resource(stack.template) is None:
-                self.add("endpoint", shown, False, f"{model} is set but the template declares no endpoint")
+                self.add("endpoint", shown, False, "a model is pinned but the template declares no endpoint")
                 continue
-            if logical_id is None:
-                dropped = stack.projection.dropped if stack.projection else []
-                why = next((d.reason for d in dropped if d.type == "AWS::SageMaker::Endpoint"), "")
-                self.add("endpoint", shown, True, f"not emulated on the embedded target: {why}", skipped=True)
-                continue
-            # Declared and expected: its state, config and variants are read back with the stack's
-            # other resources (deploy/live.py read_endpoint), under this same kind and name.
+            if logical_id is not None:
+                self.served_container(stack, logical_id, shown, model)
+            self.prediction(shown)
+
+    def served_container(self, stack: StackPlan, logical_id: str, shown: str, model: ServedModel) -> None:
+        """What the live endpoint runs, read back: its config's model's image and artifact, against the pin."""
+        sm = self.aws.sagemaker
+        want = (model.image, model.stage_artifact_uri(self.config))
+        try:
+            physical = self.aws.cfn.describe_stack_resource(StackName=stack.stack_name, LogicalResourceId=logical_id)[
+                "StackResourceDetail"
+            ]["PhysicalResourceId"]
+            endpoint = sm.describe_endpoint(EndpointName=physical.split(":endpoint/")[-1])
+            config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            containers = {
+                v["VariantName"]: sm.describe_model(ModelName=v["ModelName"]).get("PrimaryContainer") or {}
+                for v in config["ProductionVariants"]
+            }
+        except AWS_ERRORS as exc:  # a missing endpoint is reported (and repaired) with the stack's resources
+            self.add("served-model", shown, False, f"cannot read what the endpoint runs: {aws_error_text(exc)}")
+            return
+        for variant, container in containers.items():
+            got = (container.get("Image"), container.get("ModelDataUrl"))
+            if got != want:
+                self.add("served-model", shown, False, f"variant {variant} runs {got}, the pin {want}")
+                return
+        self.add("served-model", shown, True, f"every variant runs the pinned image and artifact ({model.short()})")
+
+    def model_artifact(self, model: ServedModel) -> None:
+        bucket, key = model.stage_artifact(self.config)
+        found = read_sha256(self.aws.s3, bucket, key)
+        uri = f"s3://{bucket}/{key}"
+        if found is None:
+            self.add("model-artifact", uri, False, "missing")
+        else:
+            ok = found[0] == model.artifact.sha256
+            self.add(
+                "model-artifact",
+                uri,
+                ok,
+                f"sha256 {'matches the pin' if ok else _short(found[0]) + ' != pin'} ({found[1]})",
+            )
+
+    def prediction(self, shown: str) -> None:
+        """AWS: InvokeEndpoint. Embedded: the artifact's own inference code, since moto's answer is canned."""
+        model, sample = self.plan.pin.model, self.plan.pin.sample
+        assert model is not None
+        if sample is None:
+            self.add("prediction", shown, False, "the release's model.json carries no sample records to send")
+            return
+        limit = self.config.inference.latency_alarm_ms
+        if self.target.is_local:
+            bucket, key = model.stage_artifact(self.config)
+            data = self.aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            checked = run_locally(data, sample, limit)
+        else:
+            checked = call_endpoint(getattr(self.aws, "sagemaker-runtime"), self.config.endpoint_name, sample, limit)
+        self.add("prediction", shown, checked.ok, f"{checked.how}: {checked.detail}", skipped=checked.skipped)
 
 
 def _endpoint_resource(template: dict) -> str | None:

@@ -29,6 +29,8 @@ from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError
 from gitops.local.codepipeline import ExecutionRecord, SourceOutput, load_stage_pipeline, run_pipeline
 from gitops.local.embedded import bring_up, read_server, stop_server
+from gitops.local.model_rehearsal import ModelRehearsal, rehearse_model
+from gitops.model.invoke import SERVING_PYTHON_ENV
 from gitops.progress import Progress
 from gitops.promotion import envrepo
 from gitops.promotion.promote import first_stage, held_release, publish_release
@@ -71,6 +73,7 @@ class RehearsalResult:
     seconds: float = 0.0
     already_promoted: bool = False
     final_releases: dict[str, str | None] = field(default_factory=dict)
+    model: ModelRehearsal | None = None  # --model: the model's path from registry to prod
 
 
 class BuildImage:
@@ -175,7 +178,12 @@ def run_stage_pipeline(
             model,
             source_dir_provider=source,
             approval_gate=gate,
-            env=target.env() | {"GITOPS_APPROVER": os.environ.get("USER", "rehearsal")},
+            env=target.env()
+            | {
+                "GITOPS_APPROVER": os.environ.get("USER", "rehearsal"),
+                # The serving container's stand-in for verify's model call: this Python has its libraries.
+                SERVING_PYTHON_ENV: sys.executable,
+            },
             workdir=work,
             log=route,
             execution_id=execution_id,
@@ -288,6 +296,37 @@ def run_sagemaker_pipelines(
             raise RehearsalFailed(f"{stage.stage} SageMaker pipeline {record.pipeline_name}: {record.failure_reason}")
 
 
+def _rehearse_model(root: Path, target: Target, decide: Decider, log: Progress, say: Progress) -> ModelRehearsal:
+    """The model's path (gitops.local.model_rehearsal): the loop again, on a scratch source with the proposed pin."""
+    with tempfile.TemporaryDirectory(prefix="gitops-model-rehearsal-") as tmp:
+
+        def run_loop(source: Path, release: Path) -> list[tuple[str, str, str, float]]:
+            def diff_text(stage: StageConfig, release_id: str) -> str:
+                nxt = stage.promote_to
+                with tempfile.TemporaryDirectory(prefix="gitops-diff-") as held_dir:
+                    try:
+                        stages = load_stages(source)
+                        base = held_release(stages[nxt], target, Path(held_dir) / "base") if nxt else None
+                    except Exception:  # noqa: BLE001 (the next stage holds nothing yet)
+                        base = None
+                    return diff_releases(base, release).to_text()
+
+            def render() -> str:
+                rendered = render_release(source, release, progress=lambda m: say(f"render: {m}"))
+                say(f"release {rendered.manifest.release_id} (with the proposed model pin)")
+                return rendered.manifest.release_id
+
+            def scan() -> bool:
+                return scan_release(root, release, out_dir=Path(tmp) / "reports").passed
+
+            done = rehearse(
+                source, release, target, decide=decide, log=log, render=render, scan=scan, diff_text=diff_text
+            )
+            return [(s.stage, s.step, s.status, s.seconds) for s in done.steps]
+
+        return rehearse_model(root, Path(tmp), target, run_loop=run_loop, say=say)
+
+
 def _promotion_chain(stages: dict[str, StageConfig]) -> list[StageConfig]:
     chain = [first_stage(stages)]
     while chain[-1].promote_to:
@@ -305,6 +344,7 @@ def rehearse_locally(
     log: Progress,
     show: Progress,
     confirm: Confirm | None,
+    model: bool = False,
 ) -> RehearsalResult:
     """`gitops rehearse`: render, scan and the whole loop on the embedded target, brought up for it.
 
@@ -365,9 +405,13 @@ def rehearse_locally(
         return report.passed
 
     try:
-        return rehearse(
+        result = rehearse(
             root, release_dir, connect, decide=decide, log=log, render=render, scan=scan_when_ready, diff_text=diff_text
         )
+        if model:
+            assert target is not None
+            result.model = _rehearse_model(root, target, decide, log, say)
+        return result
     finally:
         background.shutdown(wait=True)
         if not was_running and not keep_running:

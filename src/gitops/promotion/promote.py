@@ -16,6 +16,7 @@ from pathlib import Path
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
 from gitops.machine import scratch
+from gitops.model.promotion import carry_model
 from gitops.promotion import envrepo
 from gitops.promotion.app_image import carry_image
 from gitops.promotion.evidence import Evidence, require_approved
@@ -135,6 +136,10 @@ def promote_release(
     image = carry_image(release_dir, source, dest, target)
     if image is not None:
         trailers["App-Image"] = image.image
+    # The model travels with the release: its bytes into the target stage's own bucket and registry.
+    carried = carry_model(release_dir, source, dest, target)
+    if carried is not None:
+        trailers["Model-Sha256"] = carried.artifact.sha256
     with envrepo.acting_as(target.repo_credentials(dest)):  # the target stage's account, on AWS
         pushed = envrepo.push_release(
             target.env_repo_url(dest),

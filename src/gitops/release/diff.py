@@ -13,14 +13,16 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from gitops.errors import ReleaseError
+from gitops.model.change import ModelChange, release_model_change
+from gitops.release.json_diff import ABSENT as _ABSENT
+from gitops.release.json_diff import path_text as _path
+from gitops.release.json_diff import shown as _show
+from gitops.release.json_diff import value_changes as _value_changes
 from gitops.release.manifest import ReleaseManifest, load_release
 
-_ABSENT: Any = object()
 _SHOWN_CHANGES = 8  # value changes shown per resource or step; the JSON form has all of them
-_VALUE_WIDTH = 80
 # Regions only select which copy of the (region-independent) createOnly lists cfn-lint reads.
 _DEFAULT_REGION = "us-east-1"
 
@@ -114,10 +116,12 @@ class ReleaseDiff:
     assets_added: list[str]
     assets_removed: list[str]
     against: str | None = None  # what the base is, for readers: "stage dev", a directory ...
+    model: ModelChange | None = None  # the served model: package old -> new, metrics
 
     @property
     def empty(self) -> bool:
-        return all(s.empty for s in self.stages) and not self.assets_added and not self.assets_removed
+        model_same = self.model is None or not self.model.changed
+        return all(s.empty for s in self.stages) and not self.assets_added and not self.assets_removed and model_same
 
     @property
     def assets(self) -> list[AssetChange]:
@@ -180,6 +184,7 @@ class ReleaseDiff:
             list(data["assets_added"]),
             list(data["assets_removed"]),
             data.get("against"),
+            ModelChange(**{**data["model"], "package": tuple(data["model"]["package"])}) if data.get("model") else None,
         )
 
     # -- rendering ---------------------------------------------------------------------------
@@ -193,6 +198,8 @@ class ReleaseDiff:
         lines = [f"release {self.head_release[:12]} against {self._base_text()}"]
         if self.empty:
             return lines[0] + ": no changes"
+        if self.model is not None:
+            lines += [self.model.headline(), *(f"  ~ {line}" for line in self.model.lines)]
         for stage in self.stages:
             if stage.empty:
                 continue
@@ -224,6 +231,8 @@ class ReleaseDiff:
         out = [f"### Release `{self.head_release[:12]}` against {self._base_text('`')}", ""]
         if self.empty:
             return "\n".join(out + ["No changes.", ""])
+        if self.model is not None:
+            out += [f"**{self.model.headline()}**", "", *(f"- {line}" for line in self.model.lines), ""]
         for stage in self.stages:
             if stage.empty:
                 continue
@@ -360,42 +369,6 @@ def _cell(item: ResourceChange | StepChange | ParameterChange) -> str:
 
 
 # -- computing --------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str | None:
-    if value is _ABSENT:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
-
-
-def _is_intrinsic(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith(("Fn::", "Ref", "Get", "Std:"))
-
-
-def _path(segments: tuple) -> str:
-    text = ""
-    for seg in segments:
-        text += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if text else str(seg))
-    return text
-
-
-def _value_changes(before: Any, after: Any, segments: tuple = ()) -> list[tuple[tuple, Any, Any]]:
-    """The deepest paths at which two JSON values differ (a list that changed length is one value)."""
-    if before == after:
-        return []
-    if isinstance(before, dict) and isinstance(after, dict) and not (_is_intrinsic(before) or _is_intrinsic(after)):
-        found = []
-        for key in sorted(set(before) | set(after)):
-            found += _value_changes(before.get(key, _ABSENT), after.get(key, _ABSENT), (*segments, key))
-        return found
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        found = []
-        for i, (b, a) in enumerate(zip(before, after, strict=True)):
-            found += _value_changes(b, a, (*segments, i))
-        return found
-    return [(segments, before, after)]
 
 
 def _forces_replacement(segments: tuple, create_only: frozenset[tuple[str, ...]]) -> bool:
@@ -590,4 +563,5 @@ def diff_releases(base: Path | None, head: Path, stages: list[str] | None = None
         result,
         sorted(new_assets - old_assets),
         sorted(old_assets - new_assets),
+        model=release_model_change(base, head),
     )

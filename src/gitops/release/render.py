@@ -20,8 +20,11 @@ from pathlib import Path
 
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError, ReleaseError
+from gitops.model.pin import RELEASE_MODEL, release_model_bytes, sample_request
+from gitops.model.pin import load_pin as load_model_pin
 from gitops.progress import Progress
-from gitops.release.app_image import RELEASE_APP, load_pin, release_app_bytes
+from gitops.release.app_image import RELEASE_APP, release_app_bytes
+from gitops.release.app_image import load_pin as load_app_pin
 from gitops.release.assets import AssetRegistry, sha256_bytes
 from gitops.release.ci_calls import check_ci_calls
 from gitops.release.manifest import (
@@ -138,6 +141,8 @@ INFRA_INPUTS = (
     "pipeline_defs/features.py",
     "src/gitops",
 )
+# Verify sends the first records of the sample data to the served model.
+MODEL_SAMPLE_CSV = "pipeline_defs/feature_ingestion/sample/customers.csv"
 PIPELINE_INPUTS = (
     "pipeline_defs",
     "src/gitops/release/pipelines.py",
@@ -317,7 +322,8 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
     check_out_dir(root, out)
     stages = load_stages(root)
     check_ci_calls(root)  # a misspelt verb in a buildspec fails here, not in the stage's build
-    app_image = load_pin(root, stages)  # an image not pinned by digest fails before any synth
+    app_image = load_app_pin(root, stages)  # an image not pinned by digest fails before any synth
+    pin = load_model_pin(root)  # a malformed model pin fails before any synth
     # Before any thread starts: this checkout's infra/ and pipeline_defs/, not ones imported earlier.
     use_checkout(root)
     from gitops.release.pipelines import discover_pipelines
@@ -369,6 +375,11 @@ def render_release(root: Path, out: Path, *, use_cache: bool = True, progress: P
         files[stage_config_path(name)] = canonical_json(cfg.model_dump(mode="json"))
     # The app image by digest travels with the release: every stage runs exactly this (or no service).
     files[RELEASE_APP] = release_app_bytes(app_image)
+    # The served model travels with the release: deploy serves exactly this in every stage.
+    from pipeline_defs import features  # this checkout's schema (use_checkout above)
+
+    sample = sample_request(root / MODEL_SAMPLE_CSV, features.MODEL_INPUTS)
+    files[RELEASE_MODEL] = release_model_bytes(pin, sample)
     if (root / RELEASE_POLICY).is_file():
         # The reviewed policy, byte for byte: every stage's scan uses this copy (covered by the id).
         files[RELEASE_POLICY] = (root / RELEASE_POLICY).read_bytes()
