@@ -260,6 +260,7 @@ def smoke_test_embedded(
     python: str = sys.executable,
     invoker: str | None = None,
     endpoint_emulated: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> list[AppCheck]:
     """Start PostgreSQL and the app (from app_dir, a checkout's app/) on the embedded target, check it, tear down.
 
@@ -296,6 +297,7 @@ def smoke_test_embedded(
         )
         if invoker:
             env["APP_INVOKER"] = invoker
+        env.update(extra_env or {})
         app = start_app(app_dir, env, work_dir, python=python)
         try:
             checks = smoke_check(app, postgres, account, canned=invoker is None, endpoint_emulated=endpoint_emulated)

@@ -269,11 +269,64 @@ def rehearse(
             )
             if stage is chain[0]:  # deployed to the first stage: its SageMaker pipelines really run there
                 run_sagemaker_pipelines(root, release_dir, stage, here, log=log, timings=timings)
+            smoke_test_app(root, release_dir, stage, here, log=log, timings=timings)
     for stage in chain:
         _, held = envrepo.current_release(here.env_repo_url(stage))
         result.final_releases[stage.stage] = held.release_id if held else None
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def smoke_test_app(
+    root: Path, release_dir: Path, stage: StageConfig, target: Target, *, log: Progress, timings: list[StepTiming]
+) -> None:
+    """The serving app answers in this stage: app/ as a local process on PostgreSQL, predicting with the pinned model.
+
+    No Docker engine here, so the image the release pins is not run: the same source (app/) is. The model
+    is the stage's own copy of the pinned artifact, served by its own inference code; without a pin,
+    moto's canned answer (and the check says so). Without PostgreSQL's binaries the step is NotRun, named.
+    """
+    from gitops.local.app_process import smoke_test_embedded
+    from gitops.local.model_endpoint import INVOKER, MODEL_DIR_ENV, unpack_stage_model
+    from gitops.local.postgres import PostgresMissing
+    from gitops.release.app_image import read_release_app
+
+    if not (root / "app").is_dir():
+        return
+    image = read_release_app(release_dir)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gitops-served-model-") as tmp:
+        model = unpack_stage_model(target, stage, release_dir, Path(tmp))
+        extra = {MODEL_DIR_ENV: tmp} if model else {}
+        try:
+            checks = smoke_test_embedded(
+                root / "app",
+                target,
+                stage,
+                model_id=model.package_arn if model else "unpinned",
+                invoker=INVOKER if model else None,
+                endpoint_emulated=False,
+                extra_env=extra,
+            )
+        except PostgresMissing as exc:
+            timings.append(StepTiming(stage.stage, "app smoke", "NotRun", 0.0, f"not run locally: {exc}"))
+            log(f"{stage.stage} app: not run locally: {exc} ({exc.hint})")
+            return
+    seconds = round(time.perf_counter() - t0, 2)
+    served = (
+        f"image {image.image} (not run here: no Docker engine; app/ ran)" if image else "no image pinned (app/ ran)"
+    )
+    log(f"{stage.stage} app: {served}; model {model.short() if model else 'none pinned (moto canned answer)'}")
+    for check in checks:
+        log(f"{stage.stage} app {check.name}: {'ok' if check.ok else 'FAILED'}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    timings.append(
+        StepTiming(
+            stage.stage, "app smoke", "Failed" if failed else "Succeeded", seconds, failed[0].detail if failed else ""
+        )
+    )
+    if failed:
+        raise RehearsalFailed(f"{stage.stage} app {failed[0].name}: {failed[0].detail}")
 
 
 def run_sagemaker_pipelines(

@@ -25,10 +25,15 @@ SUPPORTED_FORMATS = {"TEXTFILE": "csv", "PARQUET": "parquet", "JSON": "json"}
 class OfflineStoreAthena:
     """Runs SQL over the offline stores of the named feature groups (moto cannot list feature groups)."""
 
-    def __init__(self, sagemaker: Any, s3: Any, feature_groups: list[str]) -> None:
+    def __init__(
+        self, sagemaker: Any, s3: Any, feature_groups: list[str], tables: dict[str, tuple[str, str]] | None = None
+    ) -> None:
         self.sagemaker = sagemaker
         self.s3 = s3
         self.feature_groups = feature_groups
+        # group -> (database, table) the template names: AWS creates the Glue table by that name, while
+        # moto ignores a given DataCatalogConfig and invents one, so the template's name is the truth here.
+        self.tables = tables or {}
 
     def _tables(self) -> list[dict]:
         groups = []
@@ -47,7 +52,9 @@ class OfflineStoreAthena:
             con = duckdb.connect()
             for group in self._tables():
                 catalog = group["OfflineStoreConfig"]["DataCatalogConfig"]
-                database, table = catalog["Database"], catalog["TableName"]
+                database, table = self.tables.get(
+                    group["FeatureGroupName"], (catalog["Database"], catalog["TableName"])
+                )
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
                 columns = ", ".join(
                     f'"{d["FeatureName"]}" {OFFLINE_TYPES[d["FeatureType"]]}' for d in group["FeatureDefinitions"]

@@ -55,7 +55,12 @@ def embedded_services(target: Target, stage: StageConfig) -> Iterator[ExecutionS
                 "AWS_ENDPOINT_URL": target.endpoint_url,
                 LoopbackFeatureStore.ENDPOINT_ENV: store.endpoint_url,
             },
-            athena=OfflineStoreAthena(sagemaker, s3, [stage.feature_group_name]).run_dataset_definition,
+            athena=OfflineStoreAthena(
+                sagemaker,
+                s3,
+                [stage.feature_group_name],
+                {stage.feature_group_name: (stage.offline_store_database, stage.offline_store_table)},
+            ).run_dataset_definition,
             after_step=runtime.flush,
         )
 
@@ -83,13 +88,20 @@ def ensure_feature_group(sagemaker: Any, properties: dict) -> bool:
     s3_config = {k: v for k, v in (offline.get("S3StorageConfig") or {}).items() if isinstance(v, str)}
     if not isinstance(s3_config.get("S3Uri"), str):
         raise ExecutorError(f"feature group {name}: its template's offline store S3Uri is not a literal")
+    offline_config: dict[str, Any] = {"S3StorageConfig": {"S3Uri": s3_config["S3Uri"]}}
+    # The Glue table the template names (Athena queries it by that name); without one, SageMaker names it.
+    catalog = offline.get("DataCatalogConfig") or {}
+    if catalog and all(isinstance(catalog.get(k), str) for k in ("Catalog", "Database", "TableName")):
+        offline_config["DataCatalogConfig"] = {k: catalog[k] for k in ("Catalog", "Database", "TableName")}
+    elif catalog:
+        raise ExecutorError(f"feature group {name}: its template's DataCatalogConfig is not literal strings")
     sagemaker.create_feature_group(
         FeatureGroupName=name,
         RecordIdentifierFeatureName=properties["RecordIdentifierFeatureName"],
         EventTimeFeatureName=properties["EventTimeFeatureName"],
         FeatureDefinitions=properties["FeatureDefinitions"],
         OnlineStoreConfig={"EnableOnlineStore": True},
-        OfflineStoreConfig={"S3StorageConfig": {"S3Uri": s3_config["S3Uri"]}},
+        OfflineStoreConfig=offline_config,
         RoleArn=properties["RoleArn"],
     )
     return True
