@@ -135,15 +135,26 @@ def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
     target.stubs["codepipeline"].assert_no_pending_responses()
 
 
+def _sent(target: StubbedTarget, service: str, operation: str) -> list[dict]:
+    """The requests of one operation the code sends from now on (whatever the Stubber answers)."""
+    sent: list[dict] = []
+    client = target.stubs[service].client
+    client.meta.events.register(f"before-call.{service}.{operation}", lambda params, **_: sent.append(params))
+    return sent
+
+
 def test_approving_another_release_than_the_waiting_one_is_refused_before_any_write():
     target = _stubbed()
     _expect_waiting(target)
-    with pytest.raises(
-        ApprovalMissing, match=f"release {OTHER[:12]} is not waiting for approval in stage dev; waiting: {RELEASE[:12]}"
-    ):
+    # AWS would accept the write (the token is the waiting execution's): only the code's own check stops it.
+    target.stubs["codepipeline"].add_response("put_approval_result", {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)})
+    writes = _sent(target, "codepipeline", "PutApprovalResult")
+    with pytest.raises(ApprovalMissing) as refused:
         decide(DEV, target, approved=True, release_prefix=OTHER[:12], summary=None)
-    # No put_approval_result was stubbed: had one been sent, the Stubber would have failed the call.
-    target.stubs["codepipeline"].assert_no_pending_responses()
+    assert str(refused.value) == (
+        f"release {OTHER[:12]} is not waiting for approval in stage dev; waiting: {RELEASE[:12]}"
+    )
+    assert writes == [], "an approval was sent for the release that waits, not the one named"
 
 
 def _expect_actions(target: StubbedTarget, approve_status: str) -> None:
@@ -186,14 +197,23 @@ def test_pipeline_evidence_reads_verify_and_approval_of_this_execution():
 
 
 def test_pipeline_evidence_never_vouches_for_another_release():
-    """Promoting B with execution A's approval: the execution's own source commit holds A."""
+    """Promoting B with execution A's approval: the execution's own source commit holds A.
+
+    The execution did verify and approve (its actions are stubbed as Succeeded, and answer however
+    often they are asked): only the binding of that evidence to release A refuses B.
+    """
     target = _stubbed()
     evidence = PipelineEvidence(target, EXECUTION)
     _expect_execution_source(target, RELEASE)
-    assert not evidence.verified(DEV, OTHER)
-    with pytest.raises(ApprovalMissing, match="has no approval"):
+    assert evidence.held_release_id(DEV) == RELEASE  # read from the execution's source commit, then kept
+    for _ in range(2):
+        _expect_actions(target, "Succeeded")
+    assert evidence.verified(DEV, OTHER) is False
+    with pytest.raises(ApprovalMissing) as refused:
         require_approved(evidence, DEV, OTHER)
-    target.stubs["codepipeline"].assert_no_pending_responses()
+    assert str(refused.value) == f"release {OTHER[:12]} has no approval in stage dev"
+    assert evidence.approval(DEV, OTHER) is None
+    assert require_approved(evidence, DEV, RELEASE).release_id == RELEASE  # the same evidence vouches for A
 
 
 def test_pipeline_evidence_without_an_approved_action_refuses():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gitops.errors import ReleaseError
-from gitops.release.assets import deterministic_tar_gz, deterministic_zip
+from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
 from gitops.release.manifest import (
+    MANIFEST,
     ReleaseManifest,
     compute_release_id,
     load_release,
@@ -60,6 +63,48 @@ def test_extra_and_missing_files_are_detected(tmp_path: Path):
     (out / "assets/ab/step.py").unlink()
     with pytest.raises(ReleaseError, match="missing: assets/ab/step.py"):
         load_release(out)
+
+
+def _relist(out: Path, change: Callable[[Path, dict[str, str]], None]) -> bytes:
+    """Change the release's files and list them again with true digests, keeping the old release_id."""
+    doc = json.loads((out / MANIFEST).read_text())
+    change(out, doc["files"])
+    (out / MANIFEST).write_text(json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    return (out / MANIFEST).read_bytes()
+
+
+def _slip_in(out: Path, files: dict[str, str]) -> None:
+    (out / "assets/cd/backdoor.py").parent.mkdir(parents=True)
+    (out / "assets/cd/backdoor.py").write_bytes(b"import os\n")
+    files["assets/cd/backdoor.py"] = sha256_bytes(b"import os\n")
+
+
+def _take_out(out: Path, files: dict[str, str]) -> None:
+    (out / "assets/ab/step.py").unlink()
+    del files["assets/ab/step.py"]
+
+
+def _swap(out: Path, files: dict[str, str]) -> None:
+    (out / "assets/ab/step.py").write_bytes(b"print('swapped')\n")
+    files["assets/ab/step.py"] = sha256_bytes(b"print('swapped')\n")
+
+
+@pytest.mark.parametrize("change", [_slip_in, _take_out, _swap], ids=["file added", "file removed", "file swapped"])
+def test_the_release_id_must_match_the_files_it_lists(tmp_path: Path, change):
+    """Rule: the id is the digest of the files listed. Every file here hashes as listed and none is
+    missing or extra, so only the id check is left to refuse a release whose listing was rewritten."""
+    out = tmp_path / "release"
+    sealed = _manifest(FILES)
+    write_release_dir(out, FILES, sealed)
+    relisted = _relist(out, change)
+    with pytest.raises(ReleaseError) as refused:
+        load_release(out)
+    assert str(refused.value) == (
+        f"{out / MANIFEST}: release_id {sealed.short_id} does not match the manifest's content"
+        " (a field was edited after render)"
+    )
+    assert "gitops render" in refused.value.hint
+    assert (out / MANIFEST).read_bytes() == relisted  # refused, not mended: the evidence stays as found
 
 
 def test_failed_write_keeps_the_previous_release(tmp_path: Path):
