@@ -164,7 +164,7 @@ def test_actionlint_catches_a_broken_workflow():
 
 
 def test_the_workflows_are_one_per_concern():
-    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift"}
+    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "mutation"}
 
 
 # --- pinning, permissions, credentials --------------------------------------------------------------------
@@ -240,6 +240,9 @@ def test_the_triggers_fit_each_concern():
     assert publish["concurrency"]["cancel-in-progress"] is False  # a push to dev is never cut off halfway
     assert set(triggers(promote)) == {"workflow_dispatch"}
     assert triggers(drift)["schedule"][0]["cron"]
+    mutation = load_yaml(WORKFLOW_DIR / "mutation.yml")
+    assert set(triggers(mutation)) == {"schedule", "workflow_dispatch"}  # weekly, never on a PR
+    assert any(script.startswith("bench/mutation") for script in run_scripts(WORKFLOW_DIR / "mutation.yml"))
 
 
 # --- what each workflow runs ----------------------------------------------------------------------------
