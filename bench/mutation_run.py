@@ -33,7 +33,7 @@ SURVIVORS_DOC = ROOT / "docs" / "mutation-survivors.md"
 # Module (under src/gitops/) -> the test files that exercise its rules. mutmut's stats run maps
 # each mutated function to the tests among these that call it, and runs only those per mutant.
 MODULES: dict[str, tuple[str, ...]] = {
-    "release/manifest.py": ("tests/release/test_release.py", "tests/release/test_manifest_integrity.py"),
+    "release/manifest.py": ("tests/release/test_release.py", "tests/release/test_stage_summary.py"),
     "scan/gate.py": ("tests/scan/test_attestation.py", "tests/scan/test_gate_bypasses.py"),
     "scan/attestation.py": ("tests/scan/test_attestation.py", "tests/scan/test_gate_bypasses.py"),
     "scan/policy.py": ("tests/scan/test_scan.py", "tests/scan/test_reasons.py", "tests/scan/test_gate_bypasses.py"),
