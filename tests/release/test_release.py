@@ -147,3 +147,44 @@ def test_render_never_replaces_a_directory_that_is_not_a_release(tmp_path: Path,
     with pytest.raises(GitopsError, match="--out"):
         render_release(root, out)
     assert (root / "docs" / "guide.md").read_text() == "keep me\n"
+
+
+def test_a_failed_swap_puts_the_previous_release_back_and_leaves_no_temporary_directory(tmp_path: Path, monkeypatch):
+    """Rule: never a partial release. The new one is written and verified aside; if moving it into
+    place fails after the old one was moved away, the old one is moved back."""
+    import os
+
+    out = tmp_path / "nested" / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    before = load_release(out).release_id
+    newer = dict(FILES) | {"assets/cd/new.py": b"new\n"}
+    real_rename = os.rename
+
+    def fail_into_place(src, dst):
+        if Path(src).name.startswith(".release.tmp-"):  # the verified new release, into place
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", fail_into_place)
+    with pytest.raises(OSError, match="No space left"):
+        write_release_dir(out, newer, _manifest(newer))
+    monkeypatch.undo()
+    assert load_release(out).release_id == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["release"]
+
+
+def test_a_release_is_replaced_whole_by_a_newer_one(tmp_path: Path):
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    newer = {"stages/dev/templates/Base.template.json": b'{"Resources": {}}\n', "assets/cd/new.py": b"new\n"}
+    write_release_dir(out, newer, _manifest(newer))
+    assert load_release(out).release_id == _manifest(newer).release_id
+    assert not (out / "assets/ab/step.py").exists()  # nothing of the old release is left inside
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]
+
+
+def test_a_relative_out_directory_is_written_where_it_names(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_release_dir(Path("out/release"), FILES, _manifest(FILES))
+    assert load_release(tmp_path / "out" / "release").release_id == _manifest(FILES).release_id
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["release"]
