@@ -12,6 +12,7 @@ from gitops.errors import ReleaseError
 from gitops.release.assets import deterministic_tar_gz, deterministic_zip, sha256_bytes
 from gitops.release.manifest import (
     MANIFEST,
+    TAMPER_HINT,
     ReleaseManifest,
     compute_release_id,
     load_release,
@@ -49,20 +50,23 @@ def test_tampered_file_is_detected(tmp_path: Path):
     out = tmp_path / "release"
     write_release_dir(out, FILES, _manifest(FILES))
     (out / "assets/ab/step.py").write_text("print(2)\n")
-    with pytest.raises(ReleaseError, match="step.py: content differs"):
+    with pytest.raises(ReleaseError, match="step.py: content differs") as refused:
         load_release(out)
+    assert refused.value.hint == TAMPER_HINT
 
 
 def test_extra_and_missing_files_are_detected(tmp_path: Path):
     out = tmp_path / "release"
     write_release_dir(out, FILES, _manifest(FILES))
     (out / "assets/ab/extra.py").write_text("x")
-    with pytest.raises(ReleaseError, match="not listed in the manifest: assets/ab/extra.py"):
+    with pytest.raises(ReleaseError, match="not listed in the manifest: assets/ab/extra.py") as extra:
         load_release(out)
+    assert extra.value.hint == TAMPER_HINT
     (out / "assets/ab/extra.py").unlink()
     (out / "assets/ab/step.py").unlink()
-    with pytest.raises(ReleaseError, match="missing: assets/ab/step.py"):
+    with pytest.raises(ReleaseError, match="missing: assets/ab/step.py") as missing:
         load_release(out)
+    assert missing.value.hint == TAMPER_HINT
 
 
 def _relist(out: Path, change: Callable[[Path, dict[str, str]], None]) -> bytes:
@@ -103,7 +107,7 @@ def test_the_release_id_must_match_the_files_it_lists(tmp_path: Path, change):
         f"{out / MANIFEST}: release_id {sealed.short_id} does not match the manifest's content"
         " (a field was edited after render)"
     )
-    assert "gitops render" in refused.value.hint
+    assert refused.value.hint == TAMPER_HINT
     assert (out / MANIFEST).read_bytes() == relisted  # refused, not mended: the evidence stays as found
 
 
@@ -188,3 +192,69 @@ def test_a_relative_out_directory_is_written_where_it_names(tmp_path: Path, monk
     write_release_dir(Path("out/release"), FILES, _manifest(FILES))
     assert load_release(tmp_path / "out" / "release").release_id == _manifest(FILES).release_id
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["release"]
+
+
+def test_the_release_id_is_the_documented_digest_anyone_can_recompute(tmp_path: Path):
+    """docs/design.md §3: sha256 over the sorted (path, sha256) lines of every file, then the
+    manifest's own line: the sha256 of its canonical JSON (sorted keys, no spaces) without the id.
+    A verifier outside this engine recomputes it from manifest.json alone."""
+    import hashlib
+    import json
+
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    doc = json.loads((out / MANIFEST).read_text())
+    claimed = doc.pop("release_id")
+    body = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    lines = [f"{path}\0{sha}\n" for path, sha in sorted(doc["files"].items())] + [f"{MANIFEST}\0{body}\n"]
+    assert hashlib.sha256("".join(lines).encode()).hexdigest() == claimed
+
+
+def test_manifest_json_is_the_same_bytes_whatever_order_the_release_was_assembled_in(tmp_path: Path):
+    """Re-rendering the same release writes the same manifest.json, so an env repo sees no change."""
+    from gitops.release.manifest import StageSummary, manifest_bytes
+
+    def stage(account: str) -> StageSummary:
+        return StageSummary(account=account, region="eu-west-1", promote_to=None, stacks={}, pipelines={})
+
+    one = seal_manifest(FILES, stages={"dev": stage("1"), "prod": stage("2")}, engine_wheel="w.whl")
+    other = seal_manifest(
+        dict(reversed(FILES.items())), stages={"prod": stage("2"), "dev": stage("1")}, engine_wheel="w.whl"
+    )
+    assert manifest_bytes(one) == manifest_bytes(other)
+    assert manifest_bytes(one).endswith(b"}\n") and b'\n  "engine_wheel": "w.whl",\n' in manifest_bytes(one)
+
+
+def test_the_requirement_files_are_recorded_in_the_manifest():
+    sealed = seal_manifest(FILES, stages={}, engine_wheel="w.whl", requirements={"engine": "assets/ab/step.py"})
+    assert sealed.requirements == {"engine": "assets/ab/step.py"}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (lambda out: (out / MANIFEST).unlink(), "{out}: not a release (no manifest.json)"),
+        (
+            lambda out: (out / MANIFEST).write_text('{"release_id": "x"}'),
+            "{out}/manifest.json: invalid manifest: field 'source_commit': Field required",
+        ),
+        (
+            lambda out: (out / MANIFEST).write_text(
+                (out / MANIFEST).read_text().replace('"files": {', '"files": {"x": 1, ', 1)
+            ),
+            "{out}/manifest.json: invalid manifest: field 'files.x': Input should be a valid string",
+        ),
+        (
+            lambda out: ((out / MANIFEST).unlink(), (out / MANIFEST).mkdir()),
+            "{out}/manifest.json: cannot be read: Is a directory",
+        ),
+    ],
+    ids=["missing", "field missing", "field of the wrong type", "unreadable"],
+)
+def test_a_manifest_that_cannot_be_read_is_refused_naming_the_file_and_field(tmp_path: Path, break_it, message):
+    out = tmp_path / "release"
+    write_release_dir(out, FILES, _manifest(FILES))
+    break_it(out)
+    with pytest.raises(ReleaseError) as refused:
+        load_release(out)
+    assert str(refused.value) == message.format(out=out)
