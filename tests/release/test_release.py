@@ -189,9 +189,29 @@ def test_a_release_is_replaced_whole_by_a_newer_one(tmp_path: Path):
 
 def test_a_relative_out_directory_is_written_where_it_names(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_release_dir(Path("out/release"), FILES, _manifest(FILES))
-    assert load_release(tmp_path / "out" / "release").release_id == _manifest(FILES).release_id
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["release"]
+    write_release_dir(Path("out/nested/release"), FILES, _manifest(FILES))
+    assert load_release(tmp_path / "out" / "nested" / "release").release_id == _manifest(FILES).release_id
+    assert sorted(p.name for p in (tmp_path / "out" / "nested").iterdir()) == ["release"]
+
+
+def test_a_failed_first_write_says_why_and_leaves_nothing(tmp_path: Path):
+    out = tmp_path / "release"
+    lying = _manifest(FILES).model_copy(update={"files": {}})  # lists none of the files it comes with
+    with pytest.raises(ReleaseError, match="file not listed in the manifest"):
+        write_release_dir(out, FILES, lying)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_an_interrupted_write_are_not_taken_into_the_release(tmp_path: Path):
+    import os
+
+    out = tmp_path / "release"
+    leftover = tmp_path / f".release.tmp-{os.getpid()}"
+    (leftover / "assets").mkdir(parents=True)
+    (leftover / "assets" / "half-written.py").write_text("x")
+    write_release_dir(out, FILES, _manifest(FILES))
+    assert load_release(out).files == _manifest(FILES).files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]
 
 
 def test_the_release_id_is_the_documented_digest_anyone_can_recompute(tmp_path: Path):
@@ -225,8 +245,11 @@ def test_manifest_json_is_the_same_bytes_whatever_order_the_release_was_assemble
     assert manifest_bytes(one).endswith(b"}\n") and b'\n  "engine_wheel": "w.whl",\n' in manifest_bytes(one)
 
 
-def test_the_requirement_files_are_recorded_in_the_manifest():
-    sealed = seal_manifest(FILES, stages={}, engine_wheel="w.whl", requirements={"engine": "assets/ab/step.py"})
+def test_the_source_commit_and_requirement_files_are_recorded_in_the_manifest():
+    sealed = seal_manifest(
+        FILES, stages={}, engine_wheel="w.whl", source_commit="1" * 40, requirements={"engine": "assets/ab/step.py"}
+    )
+    assert sealed.source_commit == "1" * 40
     assert sealed.requirements == {"engine": "assets/ab/step.py"}
 
 
