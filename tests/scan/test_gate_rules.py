@@ -109,7 +109,8 @@ def _release(tmp_path: Path, resources: dict, *, policy: str | None = None) -> P
 
 def _scan(tmp_path: Path, release: Path, **kwargs):
     (tmp_path / "src").mkdir(exist_ok=True)
-    return gate.scan_release(tmp_path / "src", release, out_dir=tmp_path / "reports", source=False, **kwargs)
+    kwargs.setdefault("source", False)  # a stage's scan, unless the test says otherwise
+    return gate.scan_release(tmp_path / "src", release, out_dir=tmp_path / "reports", **kwargs)
 
 
 def test_a_finding_fails_the_scan_and_the_failure_is_what_is_attested(tmp_path, scanner):
@@ -177,3 +178,73 @@ def test_a_release_without_templates_is_refused_before_any_scanner_runs(tmp_path
     with pytest.raises(ScanError, match="the release holds no templates to scan"):
         _scan(tmp_path, release)
     assert scanner.read == []
+
+
+def test_a_source_scan_takes_the_policy_at_root_when_the_release_carries_none(tmp_path, scanner):
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "policy.yaml").write_text(POLICY)
+    report = _scan(tmp_path, release, source=True)
+    assert report.passed is True and [f.rule_id for f, _ in report.suppressed] == ["FAKE1"]
+    assert report.policy_path == "policy.yaml"
+    attested = find_attestation(report.release_id, policy_sha256(tmp_path / "src"))
+    assert attested is not None and attested.scope == "release+source"
+
+
+def test_a_source_scan_says_when_the_policy_at_root_differs_from_the_releases(tmp_path, scanner):
+    release = _release(tmp_path, {"Bucket": BUCKET}, policy=POLICY)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "policy.yaml").write_text(POLICY.replace("by design", "by design, edited"))
+    said: list[str] = []
+    report = _scan(tmp_path, release, source=True, progress=said.append)
+    assert report.passed is True  # scanned with the release's copy, the one its id covers
+    assert "note: policy.yaml differs from the release's copy; re-render to scan with your edit" in said
+    said.clear()
+    (tmp_path / "src" / "policy.yaml").write_text(POLICY)
+    _scan(tmp_path, release, source=True, progress=said.append)
+    assert not any(line.startswith("note:") for line in said)
+
+
+def test_the_tools_are_told_what_is_not_source(tmp_path, scanner):
+    """The release, the reports and the policy under the root are not scanned as source (no secrets there)."""
+    root = tmp_path / "src"
+    release = write_release(root / "release", {"Base": canonical_json({"Resources": {"Bucket": BUCKET}})})
+    (root / "policy.yaml").write_text(POLICY)
+    seen: list[ScanInput] = []
+    real_run = scanner.run
+    scanner.run = lambda job: (seen.append(job), real_run(job))[1]  # type: ignore[method-assign]
+    gate.scan_release(root, release, source=True)
+    assert seen[0].exclude == {"release", "reports/scan.sarif", "reports/scan-junit.xml", "policy.yaml"}
+    assert seen[0].source is True and seen[0].release_dir == release.resolve()
+    assert (root / "reports" / "scan.sarif").is_file() and (root / "reports" / "scan-junit.xml").is_file()
+
+
+def test_a_release_only_scan_keeps_only_the_policy_entries_for_its_templates(tmp_path, scanner):
+    """Without a source tree a source path's entry is neither used nor unused: it is left out."""
+    policy = POLICY + (
+        "  - rule: FAKE1\n    resources: [app/settings.py, dev/Base/Bucket, pipelines/training/Train, Other/Bucket]\n"
+        "    reason: entries for the source, this stage, a pipeline step and another stack\n"
+    )
+    release = _release(tmp_path, {"Bucket": BUCKET}, policy=policy)
+    report = _scan(tmp_path, release)
+    unused = sorted(f.message for f in report.findings)
+    assert unused == [
+        "suppression of FAKE1 on dev/Base/Bucket matched no finding: remove it",
+        "suppression of FAKE1 on pipelines/training/Train matched no finding: remove it",
+    ]
+
+
+def test_each_tool_is_tallied_with_what_the_policy_did_to_its_findings(tmp_path, scanner):
+    release = _release(tmp_path, {"Bucket": BUCKET, "Second": BUCKET}, policy=POLICY)
+    report = _scan(tmp_path, release)
+    checkov, policy = report.tools["checkov"], report.tools["policy"]
+    assert (checkov.failed, checkov.suppressed, checkov.passed, checkov.version) == (0, 1, 2, CHECKOV_VERSION)
+    assert (checkov.passed_unit, checkov.information_uri, checkov.rules) == (
+        "checks",
+        "https://example.invalid/rules",
+        ["FAKE1"],
+    )
+    assert (policy.passed, policy.failed) == (1, 0)  # one suppression in use, no policy finding
+    assert policy.rules == ["expired-suppression", "inline-suppression", "unused-suppression"]
+    assert list(report.tools) == ["checkov", "cfn-lint", "policy"]
+    assert report.seconds >= 0 and set(report.timings) == {"checkov", "cfn-lint", "total"}
