@@ -52,7 +52,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/promotion/test_forward_only.py",
         "tests/promotion/test_promote.py",
     ),
-    "promotion/lineage.py": ("tests/promotion/test_promote.py", "tests/promotion/test_forward_only.py"),
+    "promotion/lineage.py": ("tests/promotion/test_lineage.py", "tests/promotion/test_forward_only.py"),
     "promotion/envrepo.py": ("tests/promotion/test_envrepo.py", "tests/promotion/test_forward_only.py"),
     "deploy/verify.py": ("tests/deploy/test_verify.py",),
     "local/buildspec_runner.py": ("tests/local/test_buildspec_runner.py",),
