@@ -139,7 +139,9 @@ def _sent(target: StubbedTarget, service: str, operation: str) -> list[dict]:
     """The requests of one operation the code sends from now on (whatever the Stubber answers)."""
     sent: list[dict] = []
     client = target.stubs[service].client
-    client.meta.events.register(f"before-call.{service}.{operation}", lambda params, **_: sent.append(params))
+    client.meta.events.register(
+        f"before-parameter-build.{service}.{operation}", lambda params, **_: sent.append(params)
+    )
     return sent
 
 
@@ -346,3 +348,68 @@ def test_promote_on_aws_refuses_a_downgrade_before_any_push(tmp_path):
         promote_release(old_release, "dev", "prod", target, evidence)
     _, held = envrepo.current_release(target.env_repo_url(prod))
     assert held is not None and held.release_id == new.release_id
+
+
+def test_reject_sends_rejected_naming_the_release_with_a_default_summary():
+    target = _stubbed()
+    _expect_waiting(target)
+    target.stubs["codepipeline"].add_response(
+        "put_approval_result",
+        {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)},
+        {
+            "pipelineName": DEV.release_pipeline_name,
+            "stageName": "Approve",
+            "actionName": "ApproveRelease",
+            "result": {"summary": f"release {RELEASE}: rejected", "status": "Rejected"},
+            "token": TOKEN,
+        },
+    )
+    assert decide(DEV, target, approved=False, release_prefix=None, summary=None).release_id == RELEASE
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def test_a_long_summary_is_cut_to_what_codepipeline_takes():
+    target = _stubbed()
+    _expect_waiting(target)
+    sent = _sent(target, "codepipeline", "PutApprovalResult")
+    target.stubs["codepipeline"].add_response("put_approval_result", {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)})
+    decide(DEV, target, approved=True, release_prefix=RELEASE[:7], summary="x" * 600)
+    assert len(sent[0]["result"]["summary"]) == 512 and sent[0]["result"]["summary"].startswith(f"release {RELEASE}: x")
+
+
+def _expect_state(target: StubbedTarget, stage_states: list[dict]) -> None:
+    target.stubs["codepipeline"].add_response(
+        "get_pipeline_state", {"pipelineName": DEV.release_pipeline_name, "stageStates": stage_states}
+    )
+
+
+def test_only_an_approval_action_in_progress_with_a_token_is_waiting():
+    target = _stubbed()
+    execution = {"pipelineExecutionId": EXECUTION, "status": "InProgress"}
+    _expect_state(
+        target,
+        [
+            # A manual approval elsewhere than the Approve stage, one already decided, one without a token.
+            {"stageName": "Verify", "latestExecution": execution, "actionStates": [
+                {"actionName": "Check", "latestExecution": {"status": "InProgress", "token": TOKEN}}]},
+            {"stageName": "Approve", "latestExecution": execution, "actionStates": [
+                {"actionName": "ApproveRelease", "latestExecution": {"status": "Succeeded", "token": TOKEN}},
+                {"actionName": "Second", "latestExecution": {"status": "InProgress"}},
+                {"actionName": "Third"},
+            ]},
+        ],
+    )  # fmt: skip
+    assert pending_approvals(DEV, target) == []
+    with pytest.raises(ApprovalMissing) as nothing:
+        decide(DEV, target, approved=True, release_prefix=None, summary=None) if _expect_state(
+            target, []
+        ) is None else None
+    assert str(nothing.value) == "nothing is waiting for approval in stage dev"
+
+
+def test_a_release_prefix_under_seven_characters_is_refused():
+    target = _stubbed()
+    _expect_waiting(target)
+    with pytest.raises(ApprovalMissing) as short:
+        decide(DEV, target, approved=True, release_prefix=RELEASE[:6], summary=None)
+    assert str(short.value) == f"--release {RELEASE[:6]}: give at least 7 characters of the release id"
