@@ -400,10 +400,9 @@ def test_only_an_approval_action_in_progress_with_a_token_is_waiting():
         ],
     )  # fmt: skip
     assert pending_approvals(DEV, target) == []
+    _expect_state(target, [])
     with pytest.raises(ApprovalMissing) as nothing:
-        decide(DEV, target, approved=True, release_prefix=None, summary=None) if _expect_state(
-            target, []
-        ) is None else None
+        decide(DEV, target, approved=True, release_prefix=None, summary=None)
     assert str(nothing.value) == "nothing is waiting for approval in stage dev"
 
 
