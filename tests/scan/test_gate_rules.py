@@ -62,7 +62,8 @@ class FixedScanner:
         findings = []
         for template in job.templates:
             self.read.append(json.loads(template.tool_path.read_text()))
-            if self.rule and "Bucket" in template.body["Resources"]:
+            buckets = [n for n, r in template.body["Resources"].items() if r.get("Type") == "AWS::S3::Bucket"]
+            for name in buckets if self.rule else []:
                 findings.append(
                     Finding(
                         tool=self.name,
@@ -72,7 +73,7 @@ class FixedScanner:
                         file=template.rel,
                         stage=template.stage,
                         stack=template.stack,
-                        resource="Bucket",
+                        resource=name,
                     )
                 )
         return ToolRun(
@@ -80,6 +81,8 @@ class FixedScanner:
             self.release_version,
             findings,
             passed=2,
+            notes=[f"read {len(job.templates)} template(s)"],
+            targets=job.template_groups,
             rules=[self.rule],
             coverage={"AWS::S3::Bucket": ["FAKE1"]},
         )
@@ -222,29 +225,150 @@ def test_the_tools_are_told_what_is_not_source(tmp_path, scanner):
 def test_a_release_only_scan_keeps_only_the_policy_entries_for_its_templates(tmp_path, scanner):
     """Without a source tree a source path's entry is neither used nor unused: it is left out."""
     policy = POLICY + (
-        "  - rule: FAKE1\n    resources: [app/settings.py, dev/Base/Bucket, pipelines/training/Train, Other/Bucket]\n"
+        "  - rule: FAKE1\n    resources: [app/settings.py, dev/Base/Bucket, pipelines/training/Train, Other/Bucket,"
+        " dev, dev/Base, Base/Bucket/Deeper]\n"
         "    reason: entries for the source, this stage, a pipeline step and another stack\n"
     )
     release = _release(tmp_path, {"Bucket": BUCKET}, policy=policy)
     report = _scan(tmp_path, release)
     unused = sorted(f.message for f in report.findings)
     assert unused == [
+        "suppression of FAKE1 on dev/Base matched no finding: remove it",
         "suppression of FAKE1 on dev/Base/Bucket matched no finding: remove it",
         "suppression of FAKE1 on pipelines/training/Train matched no finding: remove it",
     ]
 
 
 def test_each_tool_is_tallied_with_what_the_policy_did_to_its_findings(tmp_path, scanner):
-    release = _release(tmp_path, {"Bucket": BUCKET, "Second": BUCKET}, policy=POLICY)
-    report = _scan(tmp_path, release)
-    checkov, policy = report.tools["checkov"], report.tools["policy"]
-    assert (checkov.failed, checkov.suppressed, checkov.passed, checkov.version) == (0, 1, 2, CHECKOV_VERSION)
-    assert (checkov.passed_unit, checkov.information_uri, checkov.rules) == (
+    policy = POLICY + (
+        "  - rule: FAKE1\n    resources: [Base/Second, Base/Gone]\n    expires: 2999-01-01\n"
+        "    reason: the second bucket is a log target of the first, reviewed until its removal\n"
+        "  - rule: FAKE1\n    resources: [Base/Old]\n    expires: 2020-01-01\n"
+        "    reason: an exception for a bucket long gone, left here past its expiry date\n"
+    )
+    resources = {"Bucket": BUCKET, "Second": BUCKET, "Third": BUCKET}
+    release = _release(tmp_path, resources, policy=policy)
+    report = _scan(tmp_path, release)  # today: the real date, after 2020 and before 2999
+    checkov, policy_tally = report.tools["checkov"], report.tools["policy"]
+    assert (checkov.tool, checkov.failed, checkov.suppressed, checkov.passed) == ("checkov", 1, 2, 2)
+    assert (checkov.version, checkov.passed_unit, checkov.information_uri) == (
+        CHECKOV_VERSION,
         "checks",
         "https://example.invalid/rules",
-        ["FAKE1"],
     )
-    assert (policy.passed, policy.failed) == (1, 0)  # one suppression in use, no policy finding
-    assert policy.rules == ["expired-suppression", "inline-suppression", "unused-suppression"]
+    assert (checkov.rules, checkov.coverage, checkov.notes, checkov.targets) == (
+        ["FAKE1"],
+        {"AWS::S3::Bucket": ["FAKE1"]},
+        ["read 1 template(s)"],
+        ["dev/Base"],
+    )
+    # In use: Base/Bucket and Base/Second; Base/Gone is unused, Base/Old expired: two policy findings.
+    assert (policy_tally.tool, policy_tally.passed, policy_tally.failed, policy_tally.suppressed) == ("policy", 2, 2, 0)
+    assert (policy_tally.passed_unit, policy_tally.version, policy_tally.targets) == (
+        "suppressions in use",
+        f"{release / RELEASE_POLICY} v1",  # the release's copy, outside the root: its full path
+        [],
+    )
+    assert policy_tally.rules == ["expired-suppression", "inline-suppression", "unused-suppression"]
+    assert policy_tally.coverage == {"*": policy_tally.rules} and policy_tally.seconds == 0.0
+    assert sorted(f.rule_id for f in report.findings) == ["FAKE1", "expired-suppression", "unused-suppression"]
+    assert [f.resource for f, _ in report.suppressed] == ["Bucket", "Second"]
     assert list(report.tools) == ["checkov", "cfn-lint", "policy"]
-    assert report.seconds >= 0 and set(report.timings) == {"checkov", "cfn-lint", "total"}
+    assert set(report.timings) == {"checkov", "cfn-lint", "total"} and report.timings["total"] == report.seconds
+    assert all(0 <= s < 60 and s == round(s, 2) for s in report.timings.values())
+    assert report.tools["checkov"].seconds == report.timings["checkov"]
+
+
+def test_an_entry_that_has_expired_on_the_scan_day_no_longer_suppresses(tmp_path, scanner):
+    from datetime import date
+
+    policy = POLICY.replace("reason:", "expires: 2026-06-30\n    reason:")
+    release = _release(tmp_path, {"Bucket": BUCKET}, policy=policy)
+    assert _scan(tmp_path, release, today=date(2026, 6, 30)).passed is True
+    later = _scan(tmp_path, release, today=date(2026, 7, 1))
+    assert sorted(f.rule_id for f in later.findings) == ["FAKE1", "expired-suppression"]
+    assert _scan(tmp_path, release).passed is False  # today's date, by default
+
+
+def test_the_tools_get_the_release_its_pipelines_and_the_callers_settings(tmp_path, scanner):
+    root = tmp_path / "src"
+    root.mkdir()
+    out = write_release(
+        tmp_path / "plain",
+        {"Base": canonical_json({"Resources": {"Bucket": BUCKET}})},
+        pipelines={"training": canonical_json({"Version": "2020-12-01", "Steps": []})},
+    )
+    from release_builder import build_release
+
+    manifest = load_release(out)
+    files = {rel: (out / rel).read_bytes() for rel in manifest.files} | {"assets/ab/checkov.txt": b"checkov==3\n"}
+    release = tmp_path / "release"
+    build_release(release, files, manifest.stages, scanned=False, requirements={"checkov": "assets/ab/checkov.txt"})
+    jobs: list[ScanInput] = []
+    scanner.check_ready = jobs.append  # type: ignore[method-assign]
+    said: list[str] = []
+    gate.scan_release(root, release, progress=said.append, install_checkov=False)
+    job = jobs[0]
+    assert (job.root, job.release_dir, job.manifest.release_id) == (root, release, load_release(release).release_id)
+    assert [p.name for p in job.pipelines] == ["training"] and [t.stack for t in job.templates] == ["Base"]
+    assert (job.install_checkov, job.source, job.progress) == (False, True, said.append)
+    assert job.checkov_lock == release / "assets/ab/checkov.txt"
+    short = load_release(release).short_id
+    assert (
+        f"scanning release {short}: 1 templates, 1 pipeline definitions, source at {root}, policy policy.yaml" in said
+    )
+    jobs.clear()
+    gate.scan_release(root, release, source=False)
+    assert (jobs[0].install_checkov, jobs[0].source, jobs[0].progress) == (True, False, jobs[0].progress)
+
+
+def test_a_scan_without_any_policy_file_has_an_empty_policy(tmp_path, scanner):
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    report = _scan(tmp_path, release, source=True)  # no policy.yaml at root: nothing suppressed, no error
+    assert report.passed is False and report.policy_path == "policy.yaml" and report.suppressed == []
+
+
+def test_a_policy_named_on_the_command_line_must_exist_and_is_shown_as_given(tmp_path, scanner):
+    from gitops.scan.policy import PolicyError
+
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    missing = tmp_path / "elsewhere" / "policy.yaml"
+    with pytest.raises(PolicyError, match=f"^{missing}: policy file not found$"):
+        _scan(tmp_path, release, policy_path=missing)
+    missing.parent.mkdir()
+    missing.write_text(POLICY)
+    report = _scan(tmp_path, release, policy_path=missing)
+    assert report.passed is True and report.policy_path == str(missing)
+    inside = tmp_path / "src" / "reviewed" / "policy.yaml"
+    inside.parent.mkdir(parents=True)
+    inside.write_text(POLICY)
+    assert _scan(tmp_path, release, policy_path=inside).policy_path == "reviewed/policy.yaml"
+
+
+def test_the_reports_go_where_they_are_asked(tmp_path, scanner):
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    report = _scan(tmp_path, release)
+    assert (report.sarif, report.junit) == (
+        tmp_path / "reports" / "scan.sarif",
+        tmp_path / "reports" / "scan-junit.xml",
+    )
+    assert report.sarif.is_file() and not (tmp_path / "src" / "reports").exists()
+    chosen = _scan(tmp_path, release, sarif_path=tmp_path / "a.sarif", junit_path=tmp_path / "b.xml")
+    assert (chosen.sarif, chosen.junit) == (tmp_path / "a.sarif", tmp_path / "b.xml")
+    assert (tmp_path / "a.sarif").is_file() and (tmp_path / "b.xml").is_file()
+
+
+def test_a_scanner_that_fails_stops_the_scan_after_the_others_finish_and_nothing_is_attested(tmp_path, monkeypatch):
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    finished = FixedScanner(rule="", name="cfn-lint", release_version=installed_version("cfn-lint") or "")
+
+    class Broken(FixedScanner):
+        def run(self, job: ScanInput) -> ToolRun:
+            raise ScanError("checkov: its environment is broken")
+
+    monkeypatch.setattr(gate, "SCANNERS", (Broken(), finished))
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    with pytest.raises(ScanError, match="^checkov: its environment is broken$"):
+        _scan(tmp_path, release)
+    assert len(finished.read) == 1  # the other scanner ran to its end
+    assert find_attestation(load_release(release).release_id, policy_sha256(release)) is None
