@@ -74,7 +74,8 @@ def test_a_fresh_repository_holds_no_release_and_copies_none(dev, tmp_path):
     assert not (tmp_path / "copy").exists()
     with pytest.raises(envrepo.EnvRepoError) as none:
         envrepo.require_intact(dev, head, "dev")
-    assert str(none.value) == "stage dev holds no release yet" and "`gitops publish`" in none.value.hint
+    assert str(none.value) == "stage dev holds no release yet"
+    assert none.value.hint == "`gitops publish` a release to it first"
 
 
 def test_the_head_release_is_copied_every_byte(dev, tmp_path):
@@ -94,7 +95,10 @@ def test_a_head_whose_tree_is_not_its_release_is_refused_naming_the_commit_to_re
     message = str(tampered.value)
     assert message.startswith("stage dev: release/stages/dev/templates/Base.template.json: content differs")
     head = envrepo.head_of(dev)
-    assert f"`git revert {head.commit[:10]}` in a clone of {dev}" in tampered.value.hint
+    assert tampered.value.hint == (
+        f"restore the env repo to its last published commit: `git revert {head.commit[:10]}` in a clone of {dev}"
+        " (or `gitops rollback` to a release of its history), then push; never edit release/ by hand"
+    )
     assert not (tmp_path / "copy").exists()
 
 
