@@ -164,6 +164,7 @@ def test_a_suppression_that_matches_nothing_fails_the_scan(tmp_path, scanner):
     assert [(f.rule_id, f.message) for f in report.findings] == [
         ("unused-suppression", "suppression of FAKE1 on Base/Bucket matched no finding: remove it")
     ]
+    assert (report.tools["policy"].passed, report.tools["policy"].failed) == (0, 1)  # none in use
 
 
 def test_an_inline_skip_fails_the_scan_and_the_tools_read_the_template_without_it(tmp_path, scanner):
@@ -245,6 +246,8 @@ def test_each_tool_is_tallied_with_what_the_policy_did_to_its_findings(tmp_path,
         "    reason: the second bucket is a log target of the first, reviewed until its removal\n"
         "  - rule: FAKE1\n    resources: [Base/Old]\n    expires: 2020-01-01\n"
         "    reason: an exception for a bucket long gone, left here past its expiry date\n"
+        "  - rule: FAKE1\n    resources: [Base/Older]\n    expires: 2019-01-01\n"
+        "    reason: another exception for a bucket long gone, also left past its expiry\n"
     )
     resources = {"Bucket": BUCKET, "Second": BUCKET, "Third": BUCKET}
     release = _release(tmp_path, resources, policy=policy)
@@ -262,8 +265,8 @@ def test_each_tool_is_tallied_with_what_the_policy_did_to_its_findings(tmp_path,
         ["read 1 template(s)"],
         ["dev/Base"],
     )
-    # In use: Base/Bucket and Base/Second; Base/Gone is unused, Base/Old expired: two policy findings.
-    assert (policy_tally.tool, policy_tally.passed, policy_tally.failed, policy_tally.suppressed) == ("policy", 2, 2, 0)
+    # In use: Base/Bucket and Base/Second; Base/Gone is unused, Base/Old and Base/Older expired.
+    assert (policy_tally.tool, policy_tally.passed, policy_tally.failed, policy_tally.suppressed) == ("policy", 2, 3, 0)
     assert (policy_tally.passed_unit, policy_tally.version, policy_tally.targets) == (
         "suppressions in use",
         f"{release / RELEASE_POLICY} v1",  # the release's copy, outside the root: its full path
@@ -271,7 +274,12 @@ def test_each_tool_is_tallied_with_what_the_policy_did_to_its_findings(tmp_path,
     )
     assert policy_tally.rules == ["expired-suppression", "inline-suppression", "unused-suppression"]
     assert policy_tally.coverage == {"*": policy_tally.rules} and policy_tally.seconds == 0.0
-    assert sorted(f.rule_id for f in report.findings) == ["FAKE1", "expired-suppression", "unused-suppression"]
+    assert sorted(f.rule_id for f in report.findings) == [
+        "FAKE1",
+        "expired-suppression",
+        "expired-suppression",
+        "unused-suppression",
+    ]
     assert [f.resource for f, _ in report.suppressed] == ["Bucket", "Second"]
     assert list(report.tools) == ["checkov", "cfn-lint", "policy"]
     assert set(report.timings) == {"checkov", "cfn-lint", "total"} and report.timings["total"] == report.seconds
@@ -372,3 +380,18 @@ def test_a_scanner_that_fails_stops_the_scan_after_the_others_finish_and_nothing
         _scan(tmp_path, release)
     assert len(finished.read) == 1  # the other scanner ran to its end
     assert find_attestation(load_release(release).release_id, policy_sha256(release)) is None
+
+
+def test_a_release_only_scan_says_so_and_a_named_policy_inside_the_root_is_not_source(tmp_path, scanner):
+    root = tmp_path / "src"
+    (root / "reviewed").mkdir(parents=True)
+    (root / "reviewed" / "policy.yaml").write_text(POLICY)
+    release = _release(tmp_path, {"Bucket": BUCKET})
+    jobs: list[ScanInput] = []
+    scanner.check_ready = jobs.append  # type: ignore[method-assign]
+    said: list[str] = []
+    gate.scan_release(root, release, source=False, progress=said.append, out_dir=tmp_path / "reports")
+    short = load_release(release).short_id
+    assert f"scanning release {short}: 1 templates, 0 pipeline definitions, release only, policy policy.yaml" in said
+    gate.scan_release(root, release, policy_path=root / "reviewed" / "policy.yaml", out_dir=tmp_path / "reports")
+    assert "reviewed/policy.yaml" in jobs[1].exclude
