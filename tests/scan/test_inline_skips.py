@@ -205,3 +205,19 @@ def test_every_template_with_a_skip_gets_its_own_clean_copy(tmp_path):
     assert "checkov:skip" not in copy and "cfn_nag" not in copy
     assert copy == json.dumps(json.loads(copy), indent=2, sort_keys=True) + "\n"  # readable, stable for the tools
     assert without_skips([{"Value": "checkov:skip=CKV_1"}]) == [{"Value": "skip-refused-by-gitops"}]
+
+
+def test_each_skip_entry_of_a_metadata_object_is_refused_and_only_ids_count_as_ids():
+    metadata = {"checkov": {"skip": [{"id": "CKV_1", "comment": "why"}]}, "cfn_nag": {"rules_to_suppress": []}}
+    findings = inline_suppressions(ref(with_metadata(metadata)))
+    assert [f.message.split(":")[0] for f in findings] == [
+        "checkov skip at Resources.Model.Metadata.checkov skips CKV_1",
+        "cfn_nag rules_to_suppress at Resources.Model.Metadata.cfn_nag",
+    ]
+
+
+def test_a_skip_comment_as_a_key_is_placed_at_its_resource_or_at_none():
+    in_resource = {"Resources": {"Model": {**MODEL, "checkov:skip=CKV_1": "x"}}}
+    assert [f.resource for f in inline_suppressions(ref(in_resource))] == ["Model"]
+    as_logical_id = {"Resources": {"checkov:skip=CKV_1": MODEL}}
+    assert [f.resource for f in inline_suppressions(ref(as_logical_id))] == [None]
