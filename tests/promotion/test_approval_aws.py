@@ -37,11 +37,14 @@ class StubbedTarget(Target):
     """The AWS target with clients whose every call must match an expected, shape-checked request."""
 
     stubs: dict[str, Stubber] = field(default_factory=dict, compare=False, hash=False)
+    # (stage, service, session) of every client asked for: the stage's own account, the session made for it.
+    asked: list[tuple[str, str, Any]] = field(default_factory=list, compare=False, hash=False)
 
     def session(self, stage):
-        return None
+        return ("session of", stage.stage)
 
     def client(self, stage, service, session=None) -> Any:
+        self.asked.append((stage.stage, service, session))
         return self.stubs[service].client
 
 
@@ -113,7 +116,19 @@ def test_pending_approval_names_the_release_of_the_waiting_execution():
     _expect_waiting(target)
     [pending] = pending_approvals(DEV, target)
     assert (pending.release_id, pending.execution_id, pending.token) == (RELEASE, EXECUTION, TOKEN)
+    assert (pending.stage, pending.action_name, pending.requested_at) == (
+        "dev",
+        "ApproveRelease",
+        "2026-11-21 00:00:00+00:00",
+    )
     target.stubs["codepipeline"].assert_no_pending_responses()
+    # Every read went to dev's own account, through the one session made for it.
+    session = ("session of", "dev")
+    assert target.asked == [
+        ("dev", "codepipeline", session),
+        ("dev", "codepipeline", session),
+        ("dev", "codecommit", session),
+    ]
 
 
 def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
@@ -133,6 +148,7 @@ def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
     chosen = decide(DEV, target, approved=True, release_prefix=RELEASE[:12], summary="latency ok")
     assert chosen.release_id == RELEASE
     target.stubs["codepipeline"].assert_no_pending_responses()
+    assert target.asked[-1] == ("dev", "codepipeline", None)  # the write goes to dev's pipeline too
 
 
 def _sent(target: StubbedTarget, service: str, operation: str) -> list[dict]:
@@ -400,6 +416,21 @@ def test_only_an_approval_action_in_progress_with_a_token_is_waiting():
         ],
     )  # fmt: skip
     assert pending_approvals(DEV, target) == []
+    # Stages and actions are all looked at: one waiting after those that do not still counts.
+    _expect_state(
+        target,
+        [
+            {"stageName": "Verify", "latestExecution": execution},
+            {"stageName": "Approve", "latestExecution": execution, "actionStates": [
+                {"actionName": "Earlier", "latestExecution": {"status": "Succeeded", "token": TOKEN}},
+                {"actionName": "ApproveRelease", "latestExecution": {"status": "InProgress", "token": TOKEN}},
+            ]},
+        ],
+    )  # fmt: skip
+    _expect_execution_source(target)
+    assert [(p.release_id, p.action_name, p.requested_at) for p in pending_approvals(DEV, target)] == [
+        (RELEASE, "ApproveRelease", "")
+    ]
     _expect_state(target, [])
     with pytest.raises(ApprovalMissing) as nothing:
         decide(DEV, target, approved=True, release_prefix=None, summary=None)
