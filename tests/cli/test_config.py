@@ -177,3 +177,10 @@ def test_the_stage_key_is_named_by_its_alias_in_the_stages_account_and_region():
 
     dev = load_stages(ROOT)["dev"]
     assert kms_alias_arn(dev) == f"arn:aws:kms:{dev.region}:{dev.account}:alias/{dev.prefix}"
+
+
+def test_a_mistake_across_fields_is_named_at_the_top_level(tmp_path: Path):
+    path = tmp_path / "production.yaml"
+    path.write_text(f"stage: production\naccount: '111111111111'\nregion: ap-southeast-2\nproject: {'p' * 20}\n")
+    with pytest.raises(ConfigError, match=r"^production\.yaml: field '\(top level\)': project \+ stage too long"):
+        load_stage_config(path, "production.yaml")
