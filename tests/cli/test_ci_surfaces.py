@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.local.buildspec_runner import BuildResult, run_buildspec
 from gitops.release import ci_calls
 from gitops.release.buildspec import load_buildspec
 from gitops.release.ci_calls import CiCallError, check_ci_calls, registered_cli, simple_commands
@@ -208,7 +209,7 @@ def test_dependabot_keeps_the_action_pins_and_uv_lock_current():
 
 
 def test_the_workflows_are_one_per_concern():
-    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "image", "model-propose"}
+    assert {p.stem for p in WORKFLOWS} == {"pr", "publish", "promote", "drift", "image", "model-propose", "mutation"}
 
 
 # --- pinning, permissions, credentials --------------------------------------------------------------------
@@ -295,6 +296,9 @@ def test_the_triggers_fit_each_concern():
     assert triggers(load_yaml(WORKFLOW_DIR / "model-propose.yml")) == {
         "repository_dispatch": {"types": ["model-approved"]}
     }
+    mutation = load_yaml(WORKFLOW_DIR / "mutation.yml")
+    assert set(triggers(mutation)) == {"schedule", "workflow_dispatch"}  # weekly, never on a PR
+    assert any(script.startswith("bench/mutation") for script in run_scripts(WORKFLOW_DIR / "mutation.yml"))
 
 
 # --- what each workflow runs ----------------------------------------------------------------------------
@@ -460,10 +464,53 @@ def test_each_phase_is_one_gitops_command_after_an_install(path: Path):
         assert not others, f"{path.name}: phase {name} runs more than gitops: {others}"
 
 
-def test_a_failed_scan_ends_the_publish_build_before_the_publish():
+# Stand-ins for the build image's pip and uv: each records its arguments; `gitops scan` fails as a
+# scan with a finding does. What scan and publish do is tested on their own; here the buildspec's
+# phases, run by the local runner with CodeBuild's phase rules, decide whether publish is reached.
+_RECORDING_TOOL = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$CALLS"
+case "$*" in *"gitops scan"*) echo "scan failed: CKV_AWS_18"; exit 1;; esac
+"""
+
+
+def _run_publish_build(tmp_path: Path, spec) -> tuple[BuildResult, list[str]]:
+    tools = tmp_path / "image-bin"
+    tools.mkdir()
+    for name in ("pip", "uv"):
+        (tools / name).write_text(_RECORDING_TOOL)
+        (tools / name).chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    workdir = tmp_path / "source"
+    workdir.mkdir()
+    image = {"PATH": f"{tools}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(tmp_path), "CALLS": str(calls)}
+    lines: list[str] = []
+    result = run_buildspec(spec, workdir, {}, base_env=image, log=lines.append, output_dir=tmp_path / "out")
+    return result, calls.read_text().splitlines()
+
+
+def test_a_failed_scan_ends_the_publish_build_before_the_publish(tmp_path: Path):
     spec = load_buildspec(ROOT / "buildspecs" / "publish.yml")
-    assert "gitops scan" in spec.phases.build.commands[0] and spec.phases.build.on_failure == "ABORT"
-    assert "gitops publish" in spec.phases.post_build.commands[0]
+    result, calls = _run_publish_build(tmp_path, spec)
+    assert result.status == "FAILED" and result.failed_phase == "BUILD"
+    assert "gitops scan" in result.message
+    assert [call.split()[:4] for call in calls] == [
+        ["pip", "install", "uv==0.13.8", "git-remote-codecommit==1.17"],
+        ["uv", "sync", "--frozen"],
+        ["uv", "run", "--frozen", "gitops"],  # render
+        ["uv", "run", "--frozen", "gitops"],  # scan, which fails
+    ]
+    assert "gitops render" in calls[2] and "gitops scan" in calls[3]
+    assert not any("gitops publish" in call for call in calls), "an unscanned release was published"
+    assert result.phase("post_build") is None
+
+
+def test_without_its_abort_the_publish_build_would_publish_after_a_failed_scan(tmp_path: Path):
+    """Why build has `on-failure: ABORT`: on CodeBuild a failed build phase still runs post_build."""
+    spec = load_buildspec(ROOT / "buildspecs" / "publish.yml")
+    build = spec.phases.build.model_copy(update={"on_failure": None})
+    unguarded = spec.model_copy(update={"phases": spec.phases.model_copy(update={"build": build})})
+    result, calls = _run_publish_build(tmp_path, unguarded)
+    assert result.failed_phase == "BUILD" and any("gitops publish" in call for call in calls)
 
 
 @pytest.mark.parametrize("path", BUILDSPECS, ids=lambda p: p.name)

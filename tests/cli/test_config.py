@@ -188,3 +188,53 @@ def test_every_fargate_size_the_config_accepts_is_one_aws_lists():
     assert AppConfig(cpu=16384, memory_mib=122880).cpu == 16384
     assert FARGATE_SIZES[512] == (1024, 2048, 3072, 4096)
     assert FARGATE_SIZES[8192][:2] == (16384, 20480)  # steps of 4 GiB
+
+
+def test_each_mistake_is_one_exact_line_naming_file_field_and_value(tmp_path: Path):
+    def refusal(text: str | None) -> str:
+        path = tmp_path / "stage.yaml"
+        path.unlink(missing_ok=True)
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as refused:
+            load_stage_config(path, "infra/config/stage.yaml")
+        return str(refused.value)
+
+    assert refusal(None) == "infra/config/stage.yaml: stage config not found"
+    assert refusal("- a list\n") == "infra/config/stage.yaml: expected a mapping of settings, got list"
+    one = refusal("stage: dev\naccount: '111111111111'\nregion: eu-westt-1\n")
+    assert one == (
+        "infra/config/stage.yaml: field 'region': not an AWS region botocore knows;"
+        " did you mean 'eu-west-1'? (got 'eu-westt-1')"
+    )
+    three = refusal("stage: dev\naccount: '1'\nregion: mars-1\nbogus: 1\n")
+    assert three.startswith("infra/config/stage.yaml: field 'account': ") and three.endswith(" (got '1') (and 2 more)")
+    assert refusal("stage: dev\naccount: '111111111111'\nregion: zz\n").endswith(
+        "not an AWS region botocore knows (got 'zz')"
+    )
+    # Settings in UTF-8 whatever the machine's locale: a non-ASCII e-mail address is read as written.
+    assert "(got 'prénom@example')" in refusal(
+        "stage: dev\naccount: '111111111111'\nregion: eu-west-1\napproval_email: prénom@example\n"
+    )
+
+
+def test_a_promotion_to_a_stage_that_does_not_exist_names_the_stages_there_are(config_dir: Path):
+    text = (config_dir / "dev.yaml").read_text().replace("promote_to: prod", "promote_to: qa")
+    _write(config_dir, "dev.yaml", text)
+    with pytest.raises(ConfigError) as refused:
+        load_stages(config_dir.parents[1])
+    assert str(refused.value) == "infra/config/dev.yaml: field 'promote_to': no stage 'qa' (have dev, prod)"
+
+
+def test_the_stage_key_is_named_by_its_alias_in_the_stages_account_and_region():
+    from gitops.config import kms_alias_arn
+
+    dev = load_stages(ROOT)["dev"]
+    assert kms_alias_arn(dev) == f"arn:aws:kms:{dev.region}:{dev.account}:alias/{dev.prefix}"
+
+
+def test_a_mistake_across_fields_is_named_at_the_top_level(tmp_path: Path):
+    path = tmp_path / "production.yaml"
+    path.write_text(f"stage: production\naccount: '111111111111'\nregion: ap-southeast-2\nproject: {'p' * 20}\n")
+    with pytest.raises(ConfigError, match=r"^production\.yaml: field '\(top level\)': project \+ stage too long"):
+        load_stage_config(path, "production.yaml")

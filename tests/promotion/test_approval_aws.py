@@ -37,11 +37,14 @@ class StubbedTarget(Target):
     """The AWS target with clients whose every call must match an expected, shape-checked request."""
 
     stubs: dict[str, Stubber] = field(default_factory=dict, compare=False, hash=False)
+    # (stage, service, session) of every client asked for: the stage's own account, the session made for it.
+    asked: list[tuple[str, str, Any]] = field(default_factory=list, compare=False, hash=False)
 
     def session(self, stage):
-        return None
+        return ("session of", stage.stage)
 
     def client(self, stage, service, session=None) -> Any:
+        self.asked.append((stage.stage, service, session))
         return self.stubs[service].client
 
 
@@ -113,7 +116,19 @@ def test_pending_approval_names_the_release_of_the_waiting_execution():
     _expect_waiting(target)
     [pending] = pending_approvals(DEV, target)
     assert (pending.release_id, pending.execution_id, pending.token) == (RELEASE, EXECUTION, TOKEN)
+    assert (pending.stage, pending.action_name, pending.requested_at) == (
+        "dev",
+        "ApproveRelease",
+        "2026-11-21 00:00:00+00:00",
+    )
     target.stubs["codepipeline"].assert_no_pending_responses()
+    # Every read went to dev's own account, through the one session made for it.
+    session = ("session of", "dev")
+    assert target.asked == [
+        ("dev", "codepipeline", session),
+        ("dev", "codepipeline", session),
+        ("dev", "codecommit", session),
+    ]
 
 
 def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
@@ -133,17 +148,31 @@ def test_approve_sends_a_well_formed_put_approval_result_naming_the_release():
     chosen = decide(DEV, target, approved=True, release_prefix=RELEASE[:12], summary="latency ok")
     assert chosen.release_id == RELEASE
     target.stubs["codepipeline"].assert_no_pending_responses()
+    assert target.asked[-1] == ("dev", "codepipeline", None)  # the write goes to dev's pipeline too
+
+
+def _sent(target: StubbedTarget, service: str, operation: str) -> list[dict]:
+    """The requests of one operation the code sends from now on (whatever the Stubber answers)."""
+    sent: list[dict] = []
+    client = target.stubs[service].client
+    client.meta.events.register(
+        f"before-parameter-build.{service}.{operation}", lambda params, **_: sent.append(params)
+    )
+    return sent
 
 
 def test_approving_another_release_than_the_waiting_one_is_refused_before_any_write():
     target = _stubbed()
     _expect_waiting(target)
-    with pytest.raises(
-        ApprovalMissing, match=f"release {OTHER[:12]} is not waiting for approval in stage dev; waiting: {RELEASE[:12]}"
-    ):
+    # AWS would accept the write (the token is the waiting execution's): only the code's own check stops it.
+    target.stubs["codepipeline"].add_response("put_approval_result", {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)})
+    writes = _sent(target, "codepipeline", "PutApprovalResult")
+    with pytest.raises(ApprovalMissing) as refused:
         decide(DEV, target, approved=True, release_prefix=OTHER[:12], summary=None)
-    # No put_approval_result was stubbed: had one been sent, the Stubber would have failed the call.
-    target.stubs["codepipeline"].assert_no_pending_responses()
+    assert str(refused.value) == (
+        f"release {OTHER[:12]} is not waiting for approval in stage dev; waiting: {RELEASE[:12]}"
+    )
+    assert writes == [], "an approval was sent for the release that waits, not the one named"
 
 
 def _expect_actions(target: StubbedTarget, approve_status: str) -> None:
@@ -186,14 +215,23 @@ def test_pipeline_evidence_reads_verify_and_approval_of_this_execution():
 
 
 def test_pipeline_evidence_never_vouches_for_another_release():
-    """Promoting B with execution A's approval: the execution's own source commit holds A."""
+    """Promoting B with execution A's approval: the execution's own source commit holds A.
+
+    The execution did verify and approve (its actions are stubbed as Succeeded, and answer however
+    often they are asked): only the binding of that evidence to release A refuses B.
+    """
     target = _stubbed()
     evidence = PipelineEvidence(target, EXECUTION)
     _expect_execution_source(target, RELEASE)
-    assert not evidence.verified(DEV, OTHER)
-    with pytest.raises(ApprovalMissing, match="has no approval"):
+    assert evidence.held_release_id(DEV) == RELEASE  # read from the execution's source commit, then kept
+    for _ in range(2):
+        _expect_actions(target, "Succeeded")
+    assert evidence.verified(DEV, OTHER) is False
+    with pytest.raises(ApprovalMissing) as refused:
         require_approved(evidence, DEV, OTHER)
-    target.stubs["codepipeline"].assert_no_pending_responses()
+    assert str(refused.value) == f"release {OTHER[:12]} has no approval in stage dev"
+    assert evidence.approval(DEV, OTHER) is None
+    assert require_approved(evidence, DEV, RELEASE).release_id == RELEASE  # the same evidence vouches for A
 
 
 def test_pipeline_evidence_without_an_approved_action_refuses():
@@ -326,3 +364,82 @@ def test_promote_on_aws_refuses_a_downgrade_before_any_push(tmp_path):
         promote_release(old_release, "dev", "prod", target, evidence)
     _, held = envrepo.current_release(target.env_repo_url(prod))
     assert held is not None and held.release_id == new.release_id
+
+
+def test_reject_sends_rejected_naming_the_release_with_a_default_summary():
+    target = _stubbed()
+    _expect_waiting(target)
+    target.stubs["codepipeline"].add_response(
+        "put_approval_result",
+        {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)},
+        {
+            "pipelineName": DEV.release_pipeline_name,
+            "stageName": "Approve",
+            "actionName": "ApproveRelease",
+            "result": {"summary": f"release {RELEASE}: rejected", "status": "Rejected"},
+            "token": TOKEN,
+        },
+    )
+    assert decide(DEV, target, approved=False, release_prefix=None, summary=None).release_id == RELEASE
+    target.stubs["codepipeline"].assert_no_pending_responses()
+
+
+def test_a_long_summary_is_cut_to_what_codepipeline_takes():
+    target = _stubbed()
+    _expect_waiting(target)
+    sent = _sent(target, "codepipeline", "PutApprovalResult")
+    target.stubs["codepipeline"].add_response("put_approval_result", {"approvedAt": datetime(2026, 11, 21, tzinfo=UTC)})
+    decide(DEV, target, approved=True, release_prefix=RELEASE[:7], summary="x" * 600)
+    assert len(sent[0]["result"]["summary"]) == 512 and sent[0]["result"]["summary"].startswith(f"release {RELEASE}: x")
+
+
+def _expect_state(target: StubbedTarget, stage_states: list[dict]) -> None:
+    target.stubs["codepipeline"].add_response(
+        "get_pipeline_state", {"pipelineName": DEV.release_pipeline_name, "stageStates": stage_states}
+    )
+
+
+def test_only_an_approval_action_in_progress_with_a_token_is_waiting():
+    target = _stubbed()
+    execution = {"pipelineExecutionId": EXECUTION, "status": "InProgress"}
+    _expect_state(
+        target,
+        [
+            # A manual approval elsewhere than the Approve stage, one already decided, one without a token.
+            {"stageName": "Verify", "latestExecution": execution, "actionStates": [
+                {"actionName": "Check", "latestExecution": {"status": "InProgress", "token": TOKEN}}]},
+            {"stageName": "Approve", "latestExecution": execution, "actionStates": [
+                {"actionName": "ApproveRelease", "latestExecution": {"status": "Succeeded", "token": TOKEN}},
+                {"actionName": "Second", "latestExecution": {"status": "InProgress"}},
+                {"actionName": "Third"},
+            ]},
+        ],
+    )  # fmt: skip
+    assert pending_approvals(DEV, target) == []
+    # Stages and actions are all looked at: one waiting after those that do not still counts.
+    _expect_state(
+        target,
+        [
+            {"stageName": "Verify", "latestExecution": execution},
+            {"stageName": "Approve", "latestExecution": execution, "actionStates": [
+                {"actionName": "Earlier", "latestExecution": {"status": "Succeeded", "token": TOKEN}},
+                {"actionName": "ApproveRelease", "latestExecution": {"status": "InProgress", "token": TOKEN}},
+            ]},
+        ],
+    )  # fmt: skip
+    _expect_execution_source(target)
+    assert [(p.release_id, p.action_name, p.requested_at) for p in pending_approvals(DEV, target)] == [
+        (RELEASE, "ApproveRelease", "")
+    ]
+    _expect_state(target, [])
+    with pytest.raises(ApprovalMissing) as nothing:
+        decide(DEV, target, approved=True, release_prefix=None, summary=None)
+    assert str(nothing.value) == "nothing is waiting for approval in stage dev"
+
+
+def test_a_release_prefix_under_seven_characters_is_refused():
+    target = _stubbed()
+    _expect_waiting(target)
+    with pytest.raises(ApprovalMissing) as short:
+        decide(DEV, target, approved=True, release_prefix=RELEASE[:6], summary=None)
+    assert str(short.value) == f"--release {RELEASE[:6]}: give at least 7 characters of the release id"

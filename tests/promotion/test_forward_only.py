@@ -129,6 +129,57 @@ def test_the_push_is_a_compare_and_swap_on_the_head_read(tmp_path, env):
     assert (check / "NOTES.md").exists() and prod_release_id(target) == manifest.release_id
 
 
+def test_a_stale_writer_is_refused_and_no_release_is_lost(tmp_path, env):
+    """Rule: a push lands only on the head it was made from. The stale writer read dev's old head and
+    committed A on it; writer B then published in full. A's push must be refused (a forced push would
+    drop B from dev's history), then A goes on top of B on its retry: both releases stay deployed."""
+    target, _state, _evidence = env
+    url = target.env_repo_url(DEV)
+    release_a, release_b = tmp_path / "a", tmp_path / "b"
+    a, b = make_release(release_a, "a"), make_release(release_b, "b")
+    won: list[envrepo.PushResult] = []
+
+    def the_other_writer_wins(work: Path) -> None:
+        if not won:  # A has committed on the head it read; B is pushed in full before A's push
+            won.append(envrepo.push_release(url, release_b, "publish b"))
+
+    stale = envrepo.push_release(url, release_a, "publish a", before_push=the_other_writer_wins)
+    assert won[0].changed and won[0].attempts == 1
+    assert stale.attempts == 2, "the stale push was accepted: it was made on a head that had moved"
+    assert stale.previous_release_id == b.release_id  # the retry decided again, on B's head
+    deployed = [d.release_id for d in envrepo.history(url)]
+    assert deployed[:2] == [a.release_id, b.release_id], f"dev's history lost a release: {deployed}"
+    check = envrepo.clone(url, tmp_path / "check", depth=None)
+    parents = envrepo.git("rev-list", "--first-parent", "HEAD", cwd=check).stdout.split()
+    assert parents[:2] == [stale.commit, won[0].commit]
+
+
+def test_a_stale_writer_whose_guard_refuses_the_new_head_leaves_it_in_place(tmp_path, env):
+    """Rule: after a lost race the guard decides again on the head that won; a refusal moves nothing."""
+    target, _state, _evidence = env
+    url = target.env_repo_url(DEV)
+    release_a, release_b = tmp_path / "a", tmp_path / "b"
+    make_release(release_a, "a")
+    b = make_release(release_b, "b")
+    heads_seen: list[str | None] = []
+
+    def only_onto_an_empty_stage(head: envrepo.Head) -> None:
+        heads_seen.append(head.release_id)
+        if head.release_id is not None:
+            raise envrepo.PushRefused(f"dev holds {head.release_id[:12]} now; not overwritten")
+
+    def the_other_writer_wins(work: Path) -> None:
+        envrepo.push_release(url, release_b, "publish b")
+
+    with pytest.raises(envrepo.PushRefused, match=f"dev holds {b.short_id} now; not overwritten"):
+        envrepo.push_release(
+            url, release_a, "publish a", guard=only_onto_an_empty_stage, before_push=the_other_writer_wins
+        )
+    assert heads_seen == [None, b.release_id]
+    _, held = envrepo.current_release(url)
+    assert held is not None and held.release_id == b.release_id
+
+
 def _race_one(release: str, local: str, barrier, results) -> None:
     """One promoter process: commit, wait until all 8 have committed, push (the race), report."""
     from gitops.promotion.evidence import LocalEvidence as Evidence

@@ -135,3 +135,89 @@ def test_hand_written_cdk_nag_acknowledgments_are_found_in_any_spelling(tmp_path
     found = _acknowledgments(tmp_path)
     assert {a["rule_id"] for a in found} == {"AwsSolutions-S1", "awssolutions-s10", "serverless-LambdaTracing"}
     assert all(a["construct_path"] == "dev/Data/Bucket/Resource" for a in found)
+
+
+def test_the_refusal_names_template_resource_line_and_every_skipped_id():
+    body = {
+        "Resources": {
+            "Model": {
+                **MODEL,
+                "Metadata": {
+                    "checkov": {"skip": [{"ID": "CKV_AWS_370"}, {"Id": "CKV_AWS_1"}, {"id": "CKV_AWS_2"}, "CKV_3"]}
+                },
+            }
+        }
+    }
+    template = ref(body)
+    [finding] = inline_suppressions(template)
+    assert finding.message == (
+        "checkov skip at Resources.Model.Metadata.checkov skips CKV_AWS_370, CKV_AWS_1, CKV_AWS_2, CKV_3:"
+        " inline skips are refused, only policy.yaml may suppress"
+    )
+    assert (finding.tool, finding.rule_id, finding.severity) == ("policy", "inline-suppression", "error")
+    assert (finding.file, finding.stage, finding.stack, finding.resource) == (template.rel, "dev", "Data", "Model")
+    assert finding.line == template.line_of("Model") and finding.line is not None
+    assert finding.hint == (
+        "remove it from the template (or its CDK source); add a suppression with a reason to policy.yaml"
+    )
+
+
+def test_a_skip_with_no_ids_says_none_and_one_outside_resources_names_no_resource():
+    template = ref({"Metadata": {"cfn_nag": {}}, "Resources": {"Model": MODEL}})
+    [finding] = inline_suppressions(template)
+    assert finding.message == (
+        "cfn_nag rules_to_suppress at Metadata.cfn_nag: inline skips are refused, only policy.yaml may suppress"
+    )
+    assert finding.resource is None and finding.line is None
+    assert [
+        f.resource
+        for f in inline_suppressions(
+            ref({"Resources": {"Model": MODEL}, "Outputs": {"X": {"Value": "checkov:skip=CKV_1"}}})
+        )
+    ] == [None]  # noqa: E501
+
+
+def test_a_skip_comment_names_each_rule_it_lists_and_where_it_is():
+    body = {
+        "Resources": {"Model": {**MODEL, "Properties": {"Tags": [{"Key": "k", "Value": "checkov:skip=CKV_1,CKV_2"}]}}}
+    }
+    [finding] = inline_suppressions(ref(body))
+    assert finding.message.startswith(
+        "checkov skip comment at Resources.Model.Properties.Tags.0.Value skips CKV_1, CKV_2: "
+    )
+    keyed = {"Resources": {"Model": {**MODEL, "Metadata": {"checkov:skip=CKV_9": "x"}}}}
+    assert [f.message.split(":")[0] for f in inline_suppressions(ref(keyed))] == [
+        "checkov skip comment at Resources.Model.Metadata.checkov"
+    ]
+
+
+def test_every_template_with_a_skip_gets_its_own_clean_copy(tmp_path):
+    from gitops.scan.inline_skips import neutralise
+
+    clean = ref({"Resources": {"Model": MODEL}}, tmp_path / "a")
+    skipped_body = {"Resources": {"Model": {**MODEL, "Metadata": {"checkov:skip=CKV_9": "x", "cfn_nag": {}}}}}
+    skipped = ref(skipped_body, tmp_path / "b")
+    skipped.rel = "stages/dev/templates/Other.template.json"
+    neutralise([clean, skipped], tmp_path / "work")
+    assert clean.scan_path is None
+    assert skipped.scan_path == tmp_path / "work" / skipped.rel
+    copy = skipped.scan_path.read_text()
+    assert "checkov:skip" not in copy and "cfn_nag" not in copy
+    assert copy == json.dumps(json.loads(copy), indent=2, sort_keys=True) + "\n"  # readable, stable for the tools
+    assert without_skips([{"Value": "checkov:skip=CKV_1"}]) == [{"Value": "skip-refused-by-gitops"}]
+
+
+def test_each_skip_entry_of_a_metadata_object_is_refused_and_only_ids_count_as_ids():
+    metadata = {"checkov": {"skip": [{"id": "CKV_1", "comment": "why"}]}, "cfn_nag": {"rules_to_suppress": []}}
+    findings = inline_suppressions(ref(with_metadata(metadata)))
+    assert [f.message.split(":")[0] for f in findings] == [
+        "checkov skip at Resources.Model.Metadata.checkov skips CKV_1",
+        "cfn_nag rules_to_suppress at Resources.Model.Metadata.cfn_nag",
+    ]
+
+
+def test_a_skip_comment_as_a_key_is_placed_at_its_resource_or_at_none():
+    in_resource = {"Resources": {"Model": {**MODEL, "checkov:skip=CKV_1": "x"}}}
+    assert [f.resource for f in inline_suppressions(ref(in_resource))] == ["Model"]
+    as_logical_id = {"Resources": {"checkov:skip=CKV_1": MODEL}}
+    assert [f.resource for f in inline_suppressions(ref(as_logical_id))] == [None]

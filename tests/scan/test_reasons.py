@@ -63,3 +63,37 @@ def test_every_reason_in_the_projects_policy_passes_the_rules():
     policy = load_policy(ROOT / "policy.yaml")
     for suppression in policy.suppressions:
         assert refusal(suppression.reason, (suppression.rule, *suppression.resources)) is None, suppression.rule
+
+
+NAMES = ("CKV_AWS_18", "MLOps/AccessLogsBucket")
+
+
+def test_the_word_and_character_counts_hold_at_their_limits():
+    # Four distinct words beyond the names is enough; three is not.
+    assert refusal("encrypted bucket holds logs here", NAMES) is None
+    assert refusal("MLOps AccessLogsBucket encrypted bucket holds logs", NAMES) is None
+    assert refusal("encrypted bucket holds it, it is fine", ()) == (
+        "reason-too-few-words: 3 distinct word(s); say in at least 4 what makes the exception safe"
+    )
+    # Five distinct characters are not a repeated character: the word count is what refuses this one.
+    assert refusal("abcde abcde abcde abcde").startswith("reason-too-few-words: 1 distinct word(s)")
+
+
+def test_punctuation_around_a_word_does_not_make_it_another_word():
+    assert refusal("encrypted. encrypted: encrypted/ encrypted_ bucket").startswith(
+        "reason-too-few-words: 2 distinct word(s)"
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CKV_AWS_18 MLOps AccessLogsBucket encrypted bucket holds",  # the rule id is a name too
+        "MLOps AccessLogsBucket encrypted bucket holds",  # so is each part of the resource path
+    ],
+)
+def test_the_rule_id_and_every_part_of_the_resource_count_as_names(reason):
+    assert refusal(reason, NAMES) == (
+        "reason-restates-rule: beyond the rule id and resource names it says too little; say what makes the"
+        " exception safe"
+    )
