@@ -1,8 +1,8 @@
 """The rehearsal's model path: a registry approval travels as a reviewed pin through dev to prod.
 
-After the first loop has deployed the stages (their buckets and registries exist), this part:
-trains and registers a package Pending in the training stage (gitops.local.sample_model, the
-stand-in for the local pipeline executor), approves it in the registry, shows that nothing
+After the first loop has deployed the stages and run the training pipeline in the training stage
+(the local executor: features from the offline store by Athena, train, evaluate, RegisterModel
+Pending), this part takes the package that run registered, approves it in the registry, shows that nothing
 deployed changed, proposes it as a pin (`gitops model propose`, on a branch of a scratch copy of
 the source), merges that branch, renders, and runs the loop again: deploy to dev, verify by a
 real prediction, the approval gate, promotion (which carries the artifact into prod) and prod's
@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gitops.config import StageConfig, load_stages
 from gitops.errors import GitopsError
-from gitops.local.sample_model import approve_package, register_model, train_sample_model
+from gitops.local.sample_model import approve_package
 from gitops.model.artifact import read_sha256
 from gitops.model.change import held_model
-from gitops.model.pin import PIN_PATH
+from gitops.model.pin import PIN_PATH, load_pin
 from gitops.model.propose import propose_model, training_stage
 from gitops.progress import Progress
 from gitops.target import Target
@@ -100,11 +100,10 @@ def rehearse_model(
         result.timings[step] = round(time.perf_counter() - t0, 2)
         return value
 
-    trained = timed("train (train.py on the sample; stand-in for the executor)", lambda: train_sample_model(root))
     sm = target.client(dev, "sagemaker")
-    arn = register_model(sm, target.client(dev, "s3"), dev, trained, f"rehearsal-{int(time.time())}")
+    arn = registered_package(sm, dev)
     result.package_arn = arn
-    say(f"model: registered {arn} PendingManualApproval (sha256 {trained.sha256[:12]}, metrics {trained.metrics})")
+    say(f"model: {arn} registered PendingManualApproval by the training pipeline's RegisterModel step")
     show("registered Pending")
     approve_package(sm, arn, "approved by the rehearsal")
     say(f"model: {arn} approved in the registry")
@@ -126,11 +125,30 @@ def rehearse_model(
         "render, deploy dev, verify, approve, promote, deploy prod", lambda: run_loop(source, scratch / "release")
     )
     show("promoted")
-    result.sha256 = trained.sha256
+    pinned = load_pin(source).model
+    if pinned is None:
+        raise ModelRehearsalFailed(f"the merged {PIN_PATH} pins no model")
+    result.sha256 = pinned.artifact.sha256
     for config in stages.values():
-        got = served_sha256(target, config, trained.sha256)
+        got = served_sha256(target, config, result.sha256)
         result.served[config.stage] = got or "none"
         say(f"model: {config.stage} serves s3://{config.artifact_bucket_name}/models/…/model.tar.gz sha256 {got}")
-    if set(result.served.values()) != {trained.sha256}:
-        raise ModelRehearsalFailed(f"stages do not all serve sha256 {trained.sha256[:12]}: {result.served}")
+    if set(result.served.values()) != {result.sha256}:
+        raise ModelRehearsalFailed(f"stages do not all serve sha256 {result.sha256[:12]}: {result.served}")
     return result
+
+
+def registered_package(sm: Any, config: StageConfig) -> str:
+    """The newest package the training pipeline registered in the stage's group, still waiting for approval."""
+    found = sm.list_model_packages(
+        ModelPackageGroupName=config.model_package_group_name,
+        ModelApprovalStatus="PendingManualApproval",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    ).get("ModelPackageSummaryList", [])
+    if not found:
+        raise ModelRehearsalFailed(
+            f"no PendingManualApproval package in {config.model_package_group_name}: the training pipeline did not"
+            f" register one in {config.stage}"
+        )
+    return str(found[0]["ModelPackageArn"])

@@ -26,6 +26,7 @@ from typing import Any
 
 from gitops.config import StageConfig
 from gitops.errors import GitopsError
+from gitops.local.executor.steps.register_model import stand_in_digest
 
 STEPS = Path("pipeline_defs") / "training" / "steps"
 SAMPLE_DIR = Path("pipeline_defs") / "feature_ingestion" / "sample"
@@ -124,7 +125,7 @@ def train_sample_model(root: Path) -> TrainedModel:
 def stand_in_image(region: str) -> tuple[str, str]:
     """(image tag, stand-in digest): the embedded target has no ECR to resolve the tag's digest."""
     tag = IMAGE_TAG.format(region=region)
-    return tag, "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+    return tag, stand_in_digest(tag)
 
 
 def register_model(sm: Any, s3: Any, config: StageConfig, trained: TrainedModel, job_name: str) -> str:
