@@ -133,7 +133,7 @@ def drill(
     from gitops.recovery.drill import DrillFailed, run_drill
     from gitops.recovery.inventory import LOST_BY_DESIGN
 
-    report = run_drill(root, release, root / work if not work.is_absolute() else work, progress=_say(as_json))
+    report = run_drill(root, release, (root / work).resolve(), progress=_say(as_json))
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -62,7 +62,7 @@ class EnvRepoHistory:
             git("clone", "-q", "--mirror", url, str(tmp / "mirror.git"))
             head = git("rev-parse", f"refs/heads/{BRANCH}", cwd=tmp / "mirror.git").stdout.strip()
             commits = int(git("rev-list", "--count", head, cwd=tmp / "mirror.git").stdout.strip())
-            git("bundle", "create", "-q", str(path), "--all", cwd=tmp / "mirror.git")
+            git("bundle", "create", "-q", str(path.resolve()), "--all", cwd=tmp / "mirror.git")
         return [
             entry_for(
                 objects,
