@@ -6,14 +6,16 @@ false positive is suppressed in policy.yaml, pinned to the secret's fingerprint.
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
 import re
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
+from gitops.scan.errors import ScanError
 from gitops.scan.findings import POLICY, Finding, ToolRun
 from gitops.scan.scanner import ScanInput, installed_version
 
@@ -21,6 +23,8 @@ _ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
 # detect-secrets' inline allowlist comment, in any case or spacing (split so this file carries no marker).
 _PRAGMA = re.compile("pragma" + r"\s*:\s*" + "allow" + r"\s*list", re.IGNORECASE)
 _SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".gitops", "cdk.out", ".pytest_cache", ".ruff_cache"}
+_RUN_TIMEOUT = 900
+_CHILD = "import sys; from gitops.scan.secrets import main; sys.exit(main())"
 HINT = (
     "remove it from the source (read it from Secrets Manager, SSM Parameter Store or the environment)"
     " and rotate it if it was ever pushed"
@@ -120,7 +124,11 @@ def _allowlist_comments(root: Path, files: list[str]) -> list[Finding]:
 
 
 class SecretsScanner:
-    """detect-secrets over what git tracks, in a fresh process (pure-Python scanning would share cfn-lint's GIL)."""
+    """detect-secrets over what git tracks, in a child process (pure-Python scanning would share cfn-lint's GIL).
+
+    A plain child reaped by subprocess.run, not a multiprocessing pool: a spawn pool starts a
+    resource-tracker process that outlives the verb (a defunct python under a non-reaping init).
+    """
 
     name = "detect-secrets"
     information_uri = "https://github.com/Yelp/detect-secrets"
@@ -135,8 +143,28 @@ class SecretsScanner:
     def run(self, job: ScanInput) -> ToolRun:
         if not job.source:
             return ToolRun(self.name, "not run", [], 0, notes=["release-only scan: no source tree to scan"])
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(run_secrets_scan, job.root, None, set(job.exclude)).result()
+        cmd = [sys.executable, "-c", _CHILD, str(job.root), *sorted(job.exclude)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=_RUN_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ScanError(f"detect-secrets: could not run: {exc}") from exc
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ScanError(f"detect-secrets: exited {done.returncode}: {tail}")
+        return tool_run_from_dict(json.loads(done.stdout))
+
+
+def tool_run_from_dict(data: dict) -> ToolRun:
+    """A ToolRun back from dataclasses.asdict (what the child process prints)."""
+    findings = [Finding(**{k: v for k, v in f.items() if k != "also"}) for f in data.pop("findings")]
+    return ToolRun(findings=findings, **data)
 
 
 SCANNER = SecretsScanner()
+
+
+def main() -> int:
+    """The child process (argv: <root> [excluded path ...]): prints the ToolRun as JSON."""
+    root, *excluded = sys.argv[1:]
+    print(json.dumps(asdict(run_secrets_scan(Path(root), None, set(excluded)))))
+    return 0
