@@ -49,6 +49,7 @@ def scan_release(
     today: date | None = None,
     record: bool = True,
     source: bool = True,
+    use_cache: bool = True,
 ) -> ScanReport:
     """Scan a rendered release with every registered scanner (templates, pipeline definitions, source).
 
@@ -56,7 +57,8 @@ def scan_release(
     source=False scans the release alone (a stage has no source tree): no secrets scan, and only
     the release's own policy applies, never a file at root. Writes SARIF and JUnit (under out_dir,
     default <root>/reports/) and, with record, this machine's attestation of the verdict
-    (gitops.scan.attestation). Raises ScanError on bad input.
+    (gitops.scan.attestation). use_cache=False scans every template and file afresh (the cache:
+    gitops.scan.result_cache). Raises ScanError on bad input.
     """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -98,7 +100,18 @@ def scan_release(
     with tempfile.TemporaryDirectory(prefix="gitops-scan-") as workdir:
         neutralise(templates, Path(workdir))  # the tools read copies without inline skips
         job = ScanInput(
-            root, release_dir, manifest, templates, pipelines, own, install_checkov, say, source, checkov_lock
+            root,
+            release_dir,
+            manifest,
+            templates,
+            pipelines,
+            own,
+            install_checkov,
+            say,
+            source,
+            checkov_lock,
+            policy_sha256=policy_digest,
+            use_cache=use_cache,
         )
         for scanner in SCANNERS:
             scanner.check_ready(job)  # a missing environment is one clear error before anything runs
