@@ -126,7 +126,10 @@ def install_checkov(root: Path, progress: Progress | None = None, lock: Path | N
             # they still run after the rename below (an absolute #! would name the temporary path).
             venv = [uv, "venv", "--quiet", "--allow-existing", "--relocatable", "--python", sys.executable, str(tmp)]
             _run(venv, "uv venv")
-            _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(lock)], "uv pip sync")
+            # --compile-bytecode: checkov imports ~2000 modules per run; where PYTHONDONTWRITEBYTECODE is
+            # set (CI images often do) nothing is cached otherwise and every run compiles them all again.
+            sync = [uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(_python(tmp)), str(lock)]
+            _run(sync, "uv pip sync")
             (tmp / STAMP).write_text(digest + "\n")
             shutil.rmtree(env, ignore_errors=True)
             os.rename(tmp, env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import threading
 import time
@@ -178,7 +179,11 @@ def _run_all(scanners: tuple[Scanner, ...], job: ScanInput, timings: dict[str, f
         say(f"{scanner.name}: {len(result.findings)} raw finding(s), {result.passed} passed, {result.seconds:.1f}s")
         return result
 
-    with ThreadPoolExecutor(max_workers=len(scanners), thread_name_prefix="gitops-scan") as pool:
+    # Sized to the cores this process may use: the heavy scanners (cfn-lint here, checkov and
+    # detect-secrets in their own processes) lead the list, so they get the cores first and the
+    # light ones follow, rather than all contending at once.
+    workers = max(1, min(len(scanners), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gitops-scan") as pool:
         futures = {scanner.name: pool.submit(run, scanner) for scanner in scanners}
         results = {name: future.result() for name, future in futures.items()}
     if errors:
