@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -181,6 +182,14 @@ def fast_sdk_config_validation() -> None:
     _FAST_VALIDATION = True
 
 
+@functools.cache
+def _shared_loader() -> Any:
+    """botocore's loader caches what it parsed per instance: one instance shares that across sessions."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
 def make_session(stage: StageConfig) -> Any:
     """A PipelineSession on the current (offline) boto session, with the stage bucket as default."""
     import logging
@@ -200,7 +209,13 @@ def make_session(stage: StageConfig) -> Any:
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     fast_sdk_config_validation()
 
-    boto_session = boto3.Session(region_name=stage.region)
+    import botocore.session
+
+    # One data loader for every session of this process: each new session would otherwise parse the
+    # service models (SageMaker's is megabytes of JSON) again, once per pipeline and stage.
+    botocore_session = botocore.session.get_session()
+    botocore_session.register_component("data_loader", _shared_loader())
+    boto_session = boto3.Session(botocore_session=botocore_session, region_name=stage.region)
     # An explicit SDK config: no defaults from ~/.config/sagemaker leak into the release, and no
     # telemetry call leaves the machine while rendering.
     sdk_config = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}

@@ -6,7 +6,9 @@ import logging
 from importlib import metadata
 from pathlib import Path
 
+from gitops.scan.attestation import engine_digest
 from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.result_cache import ScanCache, combine, unit_digest
 from gitops.scan.scanner import ScanInput
 from gitops.scan.templates import TemplateRef
 
@@ -27,7 +29,16 @@ def _types_of(rule) -> set[str]:
 
 
 def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
-    """Lint every template in-process (the import is paid once, not once per template or per run)."""
+    """Every template linted in one run, as one ToolRun."""
+    runs = run_cfn_lint_by_template(templates)
+    return combine("cfn-lint", metadata.version("cfn-lint"), [runs[t.rel] for t in templates])
+
+
+def run_cfn_lint_by_template(templates: list[TemplateRef]) -> dict[str, ToolRun]:
+    """Lint every template in-process (the import is paid once, not once per template or per run).
+
+    One ToolRun per template (by release path): what the scan cache keeps per template digest.
+    """
     from cfnlint.config import ConfigMixIn
     from cfnlint.runner import Runner
 
@@ -35,39 +46,37 @@ def run_cfn_lint(templates: list[TemplateRef]) -> ToolRun:
     # has put the root logger at INFO (the SageMaker SDK can, during render), that leaked into
     # `gitops scan` and `rehearse`. Its findings come back as matches; only its warnings are news.
     logging.getLogger("cfnlint").setLevel(logging.WARNING)
+    version = metadata.version("cfn-lint")
     by_path = {str(t.tool_path): t for t in templates}
-    regions = sorted({t.region for t in templates})
-    present = {kind for t in templates for kind in t.resource_types}
-    findings: list[Finding] = []
-    checks = 0
-    ran: set[str] = set()
-    coverage: dict[str, set[str]] = {}
-    for region in regions:
+    findings: dict[str, list[Finding]] = {t.rel: [] for t in templates}
+    runs: dict[str, ToolRun] = {}
+    for region in sorted({t.region for t in templates}):
         group = [t for t in templates if t.region == region]
         args = ["--template", *(str(t.tool_path) for t in group), "--append-rules", OWN_RULES]
         config = ConfigMixIn(args, regions=[region])
         runner = Runner(config)
         enabled = [rule for rule in runner.rules.values() if runner.rules.is_rule_enabled(rule, config)]
-        checks += len(enabled) * len(group)
+        coverage: dict[str, dict[str, set[str]]] = {t.rel: {} for t in group}
         for rule in enabled:
-            ran.add(rule.id)
-            types = _types_of(rule)
-            for kind in (types & present) if types else present:
-                coverage.setdefault(kind, set()).add(rule.id)
+            types = _types_of(rule)  # read before the run: running a rule can change what it lists
+            for template in group:
+                for kind in (types & template.resource_types) if types else template.resource_types:
+                    coverage[template.rel].setdefault(kind, set()).add(rule.id)
         for match in runner.run():
-            template = by_path.get(str(Path(match.filename or "").resolve()))
-            if template is None:
-                continue
-            findings.append(_finding(match, template))
-    failed_pairs = {(f.rule_id, f.file) for f in findings}
-    return ToolRun(
-        tool="cfn-lint",
-        version=metadata.version("cfn-lint"),
-        findings=findings,
-        passed=max(checks - len(failed_pairs), 0),
-        rules=sorted(ran),
-        coverage={kind: sorted(ids) for kind, ids in coverage.items()},
-    )
+            matched = by_path.get(str(Path(match.filename or "").resolve()))
+            if matched is not None:
+                findings[matched.rel].append(_finding(match, matched))
+        for template in group:
+            failed_rules = {f.rule_id for f in findings[template.rel]}
+            runs[template.rel] = ToolRun(
+                tool="cfn-lint",
+                version=version,
+                findings=findings[template.rel],
+                passed=max(len(enabled) - len(failed_rules), 0),
+                rules=sorted({rule.id for rule in enabled}),
+                coverage={kind: sorted(ids) for kind, ids in coverage[template.rel].items()},
+            )
+    return runs
 
 
 def _finding(match, template: TemplateRef) -> Finding:
@@ -105,9 +114,18 @@ class CfnLintScanner:
         return None
 
     def run(self, job: ScanInput) -> ToolRun:
-        run = run_cfn_lint(job.templates)
-        run.targets = job.template_groups
-        return run
+        version = self.version()
+        cache = ScanCache(self.name, version, engine_digest(), job.policy_sha256, enabled=job.use_cache)
+        units = {t.rel: unit_digest(f"{t.rel}@{t.region}", t.tool_path.read_bytes()) for t in job.templates}
+        cached = {rel: cache.get(unit) for rel, unit in units.items()}
+        fresh = run_cfn_lint_by_template([t for t in job.templates if cached[t.rel] is None]) if cache.misses else {}
+        for rel, run in fresh.items():
+            cache.put(units[rel], run)
+        runs = [cached[t.rel] or fresh[t.rel] for t in job.templates]
+        combined = combine(self.name, version, [r for r in runs if r is not None])
+        combined.targets = job.template_groups
+        combined.notes.append(cache.note())
+        return combined
 
 
 SCANNER = CfnLintScanner()

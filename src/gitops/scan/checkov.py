@@ -21,8 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops.progress import Progress
+from gitops.scan.attestation import engine_digest
 from gitops.scan.errors import CheckovMissing, ScanError
 from gitops.scan.findings import Finding, ToolRun
+from gitops.scan.result_cache import ScanCache, combine, unit_digest
 from gitops.scan.scanner import ScanInput
 from gitops.scan.templates import TemplateRef
 
@@ -124,7 +126,10 @@ def install_checkov(root: Path, progress: Progress | None = None, lock: Path | N
             # they still run after the rename below (an absolute #! would name the temporary path).
             venv = [uv, "venv", "--quiet", "--allow-existing", "--relocatable", "--python", sys.executable, str(tmp)]
             _run(venv, "uv venv")
-            _run([uv, "pip", "sync", "--quiet", "--python", str(_python(tmp)), str(lock)], "uv pip sync")
+            # --compile-bytecode: checkov imports ~2000 modules per run; where PYTHONDONTWRITEBYTECODE is
+            # set (CI images often do) nothing is cached otherwise and every run compiles them all again.
+            sync = [uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(_python(tmp)), str(lock)]
+            _run(sync, "uv pip sync")
             (tmp / STAMP).write_text(digest + "\n")
             shutil.rmtree(env, ignore_errors=True)
             os.rename(tmp, env)
@@ -166,8 +171,11 @@ def _json_document(stdout: str) -> object:
     return json.loads(stdout[start:])
 
 
-def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
-    """`checkov --framework cloudformation --skip-download` over the templates, nothing from the network."""
+def run_checkov(python: Path, templates: list[TemplateRef]) -> dict[str, ToolRun]:
+    """`checkov --framework cloudformation --skip-download` over the templates, nothing from the network.
+
+    One ToolRun per template (by release path): what the scan cache keeps per template digest.
+    """
     by_path = {str(t.tool_path): t for t in templates}
     cmd = [
         str(python),
@@ -200,34 +208,38 @@ def run_checkov(python: Path, templates: list[TemplateRef]) -> ToolRun:
         raise ScanError(f"checkov: unreadable output ({exc})") from exc
     listed = document if isinstance(document, list) else [document]
     reports: list[dict] = [r for r in listed if isinstance(r, dict)]
-    findings: list[Finding] = []
-    passed = 0
-    coverage: dict[str, set[str]] = {}
+    findings: dict[str, list[Finding]] = {t.rel: [] for t in templates}
+    passed: dict[str, int] = {t.rel: 0 for t in templates}
+    coverage: dict[str, dict[str, set[str]]] = {t.rel: {} for t in templates}
     for report in reports:
         summary = report.get("summary", {})
         if summary.get("parsing_errors"):
             raise ScanError(f"checkov: could not parse {summary['parsing_errors']} template(s)")
-        passed += int(summary.get("passed", 0))
         results = report.get("results", {})
         for outcome in ("passed_checks", "failed_checks", "skipped_checks"):
             for check in results.get(outcome, []):
+                scanned = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
+                if scanned is None:
+                    continue
                 kind = str(check.get("resource", "")).rsplit(".", 1)[0]
                 if kind.startswith("AWS::"):
-                    coverage.setdefault(kind, set()).add(check["check_id"])
-        for check in results.get("failed_checks", []):
-            scanned = by_path.get(str(Path(check.get("file_abs_path", "")).resolve()))
-            if scanned is None:
-                continue
-            findings.append(_finding(check, scanned))
+                    coverage[scanned.rel].setdefault(kind, set()).add(check["check_id"])
+                if outcome == "passed_checks":
+                    passed[scanned.rel] += 1
+                elif outcome == "failed_checks":
+                    findings[scanned.rel].append(_finding(check, scanned))
     version = str(reports[0].get("summary", {}).get("checkov_version", CHECKOV_VERSION)) if reports else CHECKOV_VERSION
-    return ToolRun(
-        tool="checkov",
-        version=version,
-        findings=findings,
-        passed=passed,
-        rules=sorted({rule for ids in coverage.values() for rule in ids}),
-        coverage={kind: sorted(ids) for kind, ids in coverage.items()},
-    )
+    return {
+        t.rel: ToolRun(
+            tool="checkov",
+            version=version,
+            findings=findings[t.rel],
+            passed=passed[t.rel],
+            rules=sorted({rule for ids in coverage[t.rel].values() for rule in ids}),
+            coverage={kind: sorted(ids) for kind, ids in coverage[t.rel].items()},
+        )
+        for t in templates
+    }
 
 
 def _finding(check: dict, template: TemplateRef) -> Finding:
@@ -266,14 +278,27 @@ class CheckovScanner:
             ensure_checkov(job.root, install=False, lock=job.checkov_lock)
 
     def run(self, job: ScanInput) -> ToolRun:
-        started = time.perf_counter()
-        python = ensure_checkov(job.root, install=job.install_checkov, progress=job.progress, lock=job.checkov_lock)
-        installed = round(time.perf_counter() - started, 2)
-        run = run_checkov(python, job.templates)
-        run.targets = job.template_groups
-        if installed > 1:
-            run.notes.append(f"environment created in {installed:.1f}s")
-        return run
+        # The lock decides what checkov runs: its digest (and our own checks, in the engine's) keys the cache.
+        config = engine_digest() + _lock_digest(job.checkov_lock or job.root / LOCK)
+        cache = ScanCache(self.name, CHECKOV_VERSION, config, job.policy_sha256, enabled=job.use_cache)
+        units = {t.rel: unit_digest(f"{t.rel}@{t.region}", t.tool_path.read_bytes()) for t in job.templates}
+        cached = {rel: cache.get(unit) for rel, unit in units.items()}
+        notes = []
+        fresh: dict[str, ToolRun] = {}
+        if cache.misses:
+            started = time.perf_counter()
+            python = ensure_checkov(job.root, install=job.install_checkov, progress=job.progress, lock=job.checkov_lock)
+            installed = round(time.perf_counter() - started, 2)
+            if installed > 1:
+                notes.append(f"environment created in {installed:.1f}s")
+            fresh = run_checkov(python, [t for t in job.templates if cached[t.rel] is None])
+            for rel, run in fresh.items():
+                cache.put(units[rel], run)
+        runs = [cached[t.rel] or fresh[t.rel] for t in job.templates]
+        combined = combine(self.name, runs[0].version if runs else CHECKOV_VERSION, [r for r in runs if r])
+        combined.targets = job.template_groups
+        combined.notes += [*notes, cache.note()]
+        return combined
 
 
 SCANNER = CheckovScanner()

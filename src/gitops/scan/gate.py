@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import threading
 import time
@@ -49,6 +50,7 @@ def scan_release(
     today: date | None = None,
     record: bool = True,
     source: bool = True,
+    use_cache: bool = True,
 ) -> ScanReport:
     """Scan a rendered release with every registered scanner (templates, pipeline definitions, source).
 
@@ -56,7 +58,8 @@ def scan_release(
     source=False scans the release alone (a stage has no source tree): no secrets scan, and only
     the release's own policy applies, never a file at root. Writes SARIF and JUnit (under out_dir,
     default <root>/reports/) and, with record, this machine's attestation of the verdict
-    (gitops.scan.attestation). Raises ScanError on bad input.
+    (gitops.scan.attestation). use_cache=False scans every template and file afresh (the cache:
+    gitops.scan.result_cache). Raises ScanError on bad input.
     """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -98,7 +101,18 @@ def scan_release(
     with tempfile.TemporaryDirectory(prefix="gitops-scan-") as workdir:
         neutralise(templates, Path(workdir))  # the tools read copies without inline skips
         job = ScanInput(
-            root, release_dir, manifest, templates, pipelines, own, install_checkov, say, source, checkov_lock
+            root,
+            release_dir,
+            manifest,
+            templates,
+            pipelines,
+            own,
+            install_checkov,
+            say,
+            source,
+            checkov_lock,
+            policy_sha256=policy_digest,
+            use_cache=use_cache,
         )
         for scanner in SCANNERS:
             scanner.check_ready(job)  # a missing environment is one clear error before anything runs
@@ -165,7 +179,11 @@ def _run_all(scanners: tuple[Scanner, ...], job: ScanInput, timings: dict[str, f
         say(f"{scanner.name}: {len(result.findings)} raw finding(s), {result.passed} passed, {result.seconds:.1f}s")
         return result
 
-    with ThreadPoolExecutor(max_workers=len(scanners), thread_name_prefix="gitops-scan") as pool:
+    # Sized to the cores this process may use: the heavy scanners (cfn-lint here, checkov and
+    # detect-secrets in their own processes) lead the list, so they get the cores first and the
+    # light ones follow, rather than all contending at once.
+    workers = max(1, min(len(scanners), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gitops-scan") as pool:
         futures = {scanner.name: pool.submit(run, scanner) for scanner in scanners}
         results = {name: future.result() for name, future in futures.items()}
     if errors:

@@ -35,6 +35,8 @@ class ScanInput:
     progress: Progress = field(default=silent)
     source: bool = True  # False: the release alone (a stage's own scan has no source tree)
     checkov_lock: Path | None = None  # the lock the release carries, else the source's scripts/
+    policy_sha256: str = ""  # the policy the findings will be judged by (part of every scan-cache key)
+    use_cache: bool = True  # False: every unit scanned afresh (gitops.scan.result_cache)
 
     @property
     def template_groups(self) -> list[str]:
