@@ -8,7 +8,7 @@ budget, but no task definition or service. The image always comes from the stage
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, CfnParameter, CfnResource, Duration, Fn, RemovalPolicy
+from aws_cdk import Annotations, CfnCondition, CfnParameter, CfnResource, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -117,6 +117,11 @@ class AppStack(StageStack):
 def _stage_vpc(scope: Construct, cfg: StageConfig) -> ec2.IVpc:
     """The Network stack's VPC, from its parameters: subnet i lies in the region's i-th zone (network.py)."""
     subnets = parameters.read_list(scope, cfg, names.ISOLATED_SUBNET_IDS)
+    Annotations.of(scope).acknowledge_warning(
+        "@aws-cdk/aws-ec2:noSubnetRouteTableId",
+        "the App stack adds no route and no gateway endpoint to the imported subnets; their route tables stay"
+        " the Network stack's, which routes nothing out",
+    )
     return ec2.Vpc.from_vpc_attributes(
         scope,
         "Vpc",
@@ -450,6 +455,10 @@ def _service(
             cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
         ),
         volumes=[ecs.Volume(name="tmp")],
+    )
+    Annotations.of(task).acknowledge_warning(
+        "@aws-cdk/aws-ecs:ecrImageRequiresPolicy",
+        "the execution role above is granted pull on exactly the stage's app repository and the collector's cache",
     )
     log_group = encrypted_log_group(
         stack_scope,

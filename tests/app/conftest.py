@@ -56,9 +56,13 @@ def postgres() -> Iterator[ThrowawayPostgres]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_url(tmp_path_factory) -> Iterator[str]:
-    """The embedded target's moto server, and the process environment boto3 needs to reach it."""
+    """The embedded target's moto server, and the process environment boto3 needs to reach it.
+
+    Module-scoped: the environment it sets (AWS_ENDPOINT_URL above all) is put back after each module,
+    so no later test's in-process mock sends its calls to this server instead.
+    """
     local_dir = tmp_path_factory.mktemp("moto")
     info = start_server(local_dir)
     saved = {

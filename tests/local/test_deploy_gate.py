@@ -16,6 +16,8 @@ import pytest
 from gitops.config import load_stages
 from gitops.local.buildspec_runner import BuildResult, run_buildspec
 from gitops.local.rehearsal import BuildImage
+from gitops.model.pin import RELEASE_MODEL, ModelPin, release_model_bytes
+from gitops.release.app_image import RELEASE_APP, release_app_bytes
 from gitops.release.buildspec import load_buildspec
 from gitops.release.manifest import StackSummary, StageSummary, seal_manifest, stage_config_path, write_release_dir
 from gitops.release.pipelines import canonical_json
@@ -52,6 +54,9 @@ def env_repo_checkout(path: Path, template: dict, engine_files) -> Path:
         "stages/dev/templates/Base.template.json": canonical_json(template),
         "stages/dev/templates/Base.assets.json": canonical_json({"stack_name": "mlops-dev-base", "files": []}),
         "stages/dev/cdk-nag.json": canonical_json({"pack": "AwsSolutions", "cdk_nag": "3.0.2", "stacks": {}}),
+        # The pins every release carries, here empty: no model served, no app image.
+        RELEASE_MODEL: release_model_bytes(ModelPin(model=None), None),
+        RELEASE_APP: release_app_bytes(None),
     }
     stack = StackSummary(stack_name="mlops-dev-base", resources=len(template["Resources"]), resource_types={})
     summary = StageSummary(

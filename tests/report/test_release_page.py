@@ -124,14 +124,26 @@ def _scan_log(path: Path, release: Path, release_id: str) -> Path:
     return path
 
 
+def _pin(version: int, digit: str, auc: float) -> dict:
+    """model.json as render writes it from models/serving.yaml: one package, its artifact, image and metrics."""
+    return {
+        "model": {
+            "package_arn": f"arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-models/{version}",
+            "artifact": {"uri": f"s3://mlops-dev-artifacts/train/{version}/model.tar.gz", "sha256": digit * 64},
+            "image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn@sha256:" + "c" * 64,
+            "metrics": {"auc": auc},
+        },
+        "sample": None,
+    }
+
+
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory) -> tuple[Path, str]:
     """A PR-review page: dev and prod hold the base release; the head is rendered, scanned, not yet published."""
     tmp = tmp_path_factory.mktemp("page")
-    model = {"model_package_arn": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops/3"}
-    base_id = _release(tmp / "base", INFERENCE, TRAINING, {**model, "metrics": {"auc": 0.81}}, b"print('v1')\n")
+    base_id = _release(tmp / "base", INFERENCE, TRAINING, _pin(3, "a", 0.81), b"print('v1')\n")
     inference, training = _head_parts()
-    head_id = _release(tmp / "head", inference, training, {**model, "metrics": {"auc": 0.81}}, b"print('v2')\n")
+    head_id = _release(tmp / "head", inference, training, _pin(4, "b", 0.84), b"print('v2')\n")
     local_dir = tmp / "local"
     for name in ("dev", "prod"):
         url = str(seed_env_repo(ROOT, local_dir, STAGES[name]))
@@ -200,6 +212,7 @@ def test_a_reviewer_sees_the_replacement_the_changed_steps_and_the_suppression_r
     assert cards[0].splitlines()[1:] == [
         "1 stack changed: 1 replacement, 0 deletions",
         "1 pipeline changed: 2 steps added, changed or removed",
+        "new model",  # the head pins package 4 where the stage serves package 3
     ]
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
     screenshot(browser, "release-page-scan")

@@ -24,6 +24,8 @@ main { max-width: 1120px; margin: 0 auto; padding: 20px 24px 40px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; padding-bottom: 4px;
      border-bottom: 1px solid var(--line); } h3 { font-size: 15px; margin: 18px 0 6px; }
 code, .mono { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+td code, td .mono, li code { overflow-wrap: anywhere; } /* ARNs, digests and URIs wrap inside their cell */
+table { table-layout: auto; } td { overflow-wrap: anywhere; }
 .dim { color: var(--dim); } .meta { color: var(--dim); margin: 0 0 12px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }

@@ -32,9 +32,12 @@ def ingest_sample(embedded: Embedded) -> None:
 def athena_input(embedded: Embedded, local_path: str) -> dict:
     import features
 
-    with embedded.services() as services:
-        group = services.sagemaker.describe_feature_group(FeatureGroupName=embedded.stage.feature_group_name)
-    catalog = group["OfflineStoreConfig"]["DataCatalogConfig"]
+    # The Glue table the stage's template names (what AWS creates; moto would invent another name).
+    catalog = {
+        "Catalog": "AwsDataCatalog",
+        "Database": embedded.stage.offline_store_database,
+        "TableName": embedded.stage.offline_store_table,
+    }
     return {
         "InputName": "features",
         "AppManaged": False,
@@ -96,12 +99,11 @@ def test_an_athena_dataset_definition_delivers_the_query_result_as_csv_to_the_lo
 
 
 def test_the_training_preprocess_step_reads_the_athena_result(embedded):
-    """The input issue 15 gives the training pipeline: Preprocess on the query's result instead of the exports."""
+    """The training pipeline's own input: Preprocess reads the offline store through its Athena query."""
     definition = embedded.definition("training")
     preprocess = definition["Steps"][0]
-    inputs = preprocess["Arguments"]["ProcessingInputs"]
-    assert inputs[0]["InputName"] == "features"
-    inputs[0] = athena_input(embedded, inputs[0]["S3Input"]["LocalPath"])
+    athena = preprocess["Arguments"]["ProcessingInputs"][0]["DatasetDefinition"]["AthenaDatasetDefinition"]
+    assert f'"{embedded.stage.offline_store_table}"' in athena["QueryString"]
     definition["Steps"] = [preprocess]
     with embedded.services() as services:
         if not services.s3.list_objects_v2(Bucket=embedded.stage.artifact_bucket_name, Prefix="feature-store/")[
