@@ -62,6 +62,26 @@ class Target:
         session = session or self.session(stage)
         return session.client(service, endpoint_url=self.endpoint_url)
 
+    def promotion_session(self, stage: StageConfig, purpose: str) -> Any:
+        """A session in `stage`'s account for a promotion's writes (the image, the model).
+
+        On AWS the Promote build assumes TARGET_ROLE_ARN (set by infra) for TARGET_STAGE; anywhere
+        else (the embedded target, another stage) it is the stage's own session.
+        """
+        role = os.environ.get("TARGET_ROLE_ARN")
+        if self.is_local or not role or os.environ.get("TARGET_STAGE") != stage.stage:
+            return self.session(stage)
+        import boto3
+
+        sts = boto3.Session(region_name=stage.region).client("sts")
+        creds = sts.assume_role(RoleArn=role, RoleSessionName=f"gitops-{purpose}-{stage.stage}")["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=stage.region,
+        )
+
     def repo_credentials(self, stage: StageConfig) -> dict[str, str]:
         """AWS credentials for git on the stage's env repository; empty means the caller's own.
 

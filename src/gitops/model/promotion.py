@@ -11,7 +11,6 @@ that was not hashed here.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,23 +29,6 @@ class CarriedModel:
     artifact: StagedArtifact
     package_arn: str  # the target stage's own Approved package
     registered: bool  # False: an earlier promotion registered it already
-
-
-def target_session(target: Target, dest: StageConfig) -> Any:
-    """A session in the target stage's account: the embedded target's, or the promote build's assumed role."""
-    role = os.environ.get("TARGET_ROLE_ARN")
-    if target.is_local or not role or os.environ.get("TARGET_STAGE") != dest.stage:
-        return target.session(dest)
-    import boto3
-
-    sts = boto3.Session(region_name=dest.region).client("sts")
-    creds = sts.assume_role(RoleArn=role, RoleSessionName=f"gitops-promote-model-{dest.stage}")["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=dest.region,
-    )
 
 
 def _registered(sm: Any, dest: StageConfig, uri: str) -> str | None:
@@ -103,7 +85,7 @@ def carry_model(release_dir: Path, source: StageConfig, dest: StageConfig, targe
         return None
     source_session = target.session(source)
     source_s3 = target.client(source, "s3", source_session)
-    dest_session = target_session(target, dest)
+    dest_session = target.promotion_session(dest, "promote-model")
     dest_s3 = target.client(dest, "s3", dest_session)
     dest_sm = target.client(dest, "sagemaker", dest_session)
     # Read what the source stage served (its own content-addressed, verified copy), not the training output.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,23 +147,6 @@ def copy_image(
     return written
 
 
-def _dest_session(target: Target, dest: StageConfig) -> Any:
-    """The target stage's account: the embedded target's session, or the promote build's assumed role on AWS."""
-    role = os.environ.get("TARGET_ROLE_ARN")
-    if target.is_local or not role or os.environ.get("TARGET_STAGE") != dest.stage:
-        return target.session(dest)
-    import boto3
-
-    sts = boto3.Session(region_name=dest.region).client("sts")
-    creds = sts.assume_role(RoleArn=role, RoleSessionName=f"gitops-promote-image-{dest.stage}")["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=dest.region,
-    )
-
-
 def carry_image(release_dir: Path, source: StageConfig, dest: StageConfig, target: Target) -> CarriedImage | None:
     """Before the target's env repo moves: its repository holds the release's digest (copied if need be), checked."""
     if not (release_dir / RELEASE_APP).is_file():
@@ -173,7 +155,7 @@ def carry_image(release_dir: Path, source: StageConfig, dest: StageConfig, targe
     if image is None:
         return None
     source_ecr = target.client(source, "ecr")
-    dest_ecr = target.client(dest, "ecr", _dest_session(target, dest))
+    dest_ecr = target.client(dest, "ecr", target.promotion_session(dest, "promote-image"))
     digest, dest_repo = image.digest, dest.app_repository_name
     try:
         if _has_image(dest_ecr, dest_repo, digest):
