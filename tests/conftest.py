@@ -32,6 +32,9 @@ pytest_plugins = ["browser"]
 INTEGRATION_FIXTURES = frozenset(
     {"synth", "sagemaker_sdk", "checkov_env", "moto_server", "insecure", "bypasses", "rendered_release", "browser"}
     | {"workflow"}  # tests/pipeline_defs/test_steps_training.py: the three step scripts train on the sample
+    | {"postgres", "moto_url"}  # tests/app: a throwaway PostgreSQL cluster, a moto server
+    | {"moto", "trained"}  # tests/model: a moto server, a model trained on the sample
+    | {"backed_up", "page_file"}  # tests/recovery: a backup of a deployed stage; tests/report: two releases
 )
 HEAVY_TIERS = ("integration", "slow")
 # A module whose every test is in a heavy tier says so at the top; the fast tier does not import it.

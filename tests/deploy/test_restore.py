@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_deploy import make_release, stage_config
 
 from gitops.deploy.verify import verify_stage
@@ -20,6 +21,7 @@ def _seeded(local_dir: Path) -> str:
     return str(seed_env_repo(ROOT, local_dir, stage_config()))
 
 
+@pytest.mark.integration  # two moto servers, a deploy and a verify
 def test_a_restarted_embedded_target_gets_the_held_release_back_and_it_verifies(tmp_path: Path):
     local_dir = tmp_path / "local"
     cfg = stage_config()
