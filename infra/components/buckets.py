@@ -13,17 +13,7 @@ INCOMPLETE_UPLOAD_DAYS = 7
 
 def access_logs_bucket(scope: Construct, id: str, *, name: str, retain: bool, expire_days: int) -> s3.Bucket:
     """The target of server access logging. S3 delivers access logs only to SSE-S3 buckets, not SSE-KMS."""
-    return s3.Bucket(
-        scope,
-        id,
-        bucket_name=name,
-        encryption=s3.BucketEncryption.S3_MANAGED,
-        lifecycle_rules=[
-            *_housekeeping_rules(),
-            s3.LifecycleRule(id="expire-logs", expiration=Duration.days(expire_days)),
-        ],
-        **_baseline(retain),
-    )
+    return _logs_bucket(scope, id, name=name, expire_days=expire_days, baseline=_baseline(retain))
 
 
 def delivery_logs_bucket(scope: Construct, id: str, *, name: str, retain: bool, expire_days: int) -> s3.Bucket:
@@ -33,6 +23,10 @@ def delivery_logs_bucket(scope: Construct, id: str, *, name: str, retain: bool, 
     so objects stay owner-preferred rather than owner-enforced; no public access either way.
     """
     baseline = _baseline(retain) | {"object_ownership": s3.ObjectOwnership.BUCKET_OWNER_PREFERRED}
+    return _logs_bucket(scope, id, name=name, expire_days=expire_days, baseline=baseline)
+
+
+def _logs_bucket(scope: Construct, id: str, *, name: str, expire_days: int, baseline: dict) -> s3.Bucket:
     return s3.Bucket(
         scope,
         id,

@@ -13,21 +13,6 @@ from infra.roles import deploy_statements as deploy
 from infra.roles.arns import StageArns
 from infra.roles.statements import allow, in_region
 
-APP_SCALING = [
-    "application-autoscaling:DeleteScalingPolicy",
-    "application-autoscaling:DeleteScheduledAction",
-    "application-autoscaling:DeregisterScalableTarget",
-    "application-autoscaling:DescribeScalableTargets",
-    "application-autoscaling:DescribeScalingPolicies",
-    "application-autoscaling:DescribeScheduledActions",
-    "application-autoscaling:ListTagsForResource",
-    "application-autoscaling:PutScalingPolicy",
-    "application-autoscaling:PutScheduledAction",
-    "application-autoscaling:RegisterScalableTarget",
-    "application-autoscaling:TagResource",
-    "application-autoscaling:UntagResource",
-]
-
 ECS_SERVICE = [
     "ecs:CreateCluster",
     "ecs:CreateService",
@@ -203,7 +188,7 @@ def statements(arns: StageArns) -> list[iam.PolicyStatement]:
         ),
         # Load balancer, listener and target group names are generated: held to the region.
         allow(LOAD_BALANCING, ["*"], in_region(cfg), sid="ManageAppLoadBalancer"),
-        allow(APP_SCALING, ["*"], in_region(cfg), sid="ManageAppScaling"),
+        allow(deploy.AUTOSCALING_ACTIONS, ["*"], in_region(cfg), sid="ManageAppScaling"),
         allow(DATABASE, [arns.any_in_stage("rds", "")], sid="ManageAppDatabase"),
         allow(DB_SECRET, [arns.app_db_secret], sid="ManageAppDbSecret"),
         allow(

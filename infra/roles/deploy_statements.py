@@ -153,3 +153,20 @@ def merge(contributions: Iterable[iam.PolicyStatement], order: tuple[str, ...]) 
         )
         for sid in sids
     ]
+
+
+# What CloudFormation's handlers call for target-tracking scaling (the endpoint's and the app service's).
+AUTOSCALING_ACTIONS = [
+    "application-autoscaling:DeleteScalingPolicy",
+    "application-autoscaling:DeleteScheduledAction",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:DescribeScheduledActions",
+    "application-autoscaling:ListTagsForResource",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:PutScheduledAction",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:TagResource",
+    "application-autoscaling:UntagResource",
+]

@@ -206,20 +206,7 @@ class InferenceStack(StageStack):
             ),
             # Application Auto Scaling's own service-linked role creates the target-tracking alarms.
             allow(
-                [
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:DeleteScheduledAction",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:DescribeScalingPolicies",
-                    "application-autoscaling:DescribeScheduledActions",
-                    "application-autoscaling:ListTagsForResource",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:PutScheduledAction",
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:TagResource",
-                    "application-autoscaling:UntagResource",
-                ],
+                deploy.AUTOSCALING_ACTIONS,
                 ["*"],
                 in_region(cfg),
                 sid="ManageEndpointScaling",
