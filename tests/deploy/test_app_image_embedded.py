@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_deploy import embedded_server, reset_moto
 
 from gitops.config import load_stages
 from gitops.promotion.app_image import ImageCopyFailed, carry_image
@@ -31,18 +29,6 @@ MANIFEST = json.dumps(
     }
 )
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST.encode()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory) -> Iterator[tuple[Path, str]]:
-    yield from embedded_server(tmp_path_factory.mktemp("embedded"))
-
-
-@pytest.fixture
-def target(moto_server) -> Target:
-    local_dir, endpoint = moto_server
-    reset_moto(endpoint)
-    return Target("local", local_dir, endpoint)
 
 
 def _release(tmp_path: Path) -> Path:

@@ -295,18 +295,6 @@ def embedded_server(local_dir: Path) -> Iterator[tuple[Path, str]]:
         assert stop_server(local_dir)
 
 
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory) -> Iterator[tuple[Path, str]]:
-    yield from embedded_server(tmp_path_factory.mktemp("embedded"))
-
-
-@pytest.fixture
-def target(moto_server) -> Target:
-    local_dir, endpoint = moto_server
-    reset_moto(endpoint)
-    return Target("local", local_dir, endpoint)
-
-
 def clients(target: Target, account: str = ACCOUNT) -> dict[str, Any]:
     cfg = stage_config(account)
     session = target.session(cfg)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,8 @@ from test_deploy import (
     STEP_PATH,
     OtherAccountTarget,
     clients,
-    embedded_server,
     make_release,
     pipeline_definition,
-    reset_moto,
 )
 
 from gitops.deploy.apply import deploy_stage
@@ -27,18 +24,6 @@ from gitops.deploy.verify import VerificationFailed, verify_stage
 from gitops.errors import DeployError, GitopsError
 from gitops.release.pipelines import canonical_json
 from gitops.target import Target
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory) -> Iterator[tuple[Path, str]]:
-    yield from embedded_server(tmp_path_factory.mktemp("embedded"))
-
-
-@pytest.fixture
-def target(moto_server) -> Target:
-    local_dir, endpoint = moto_server
-    reset_moto(endpoint)
-    return Target("local", local_dir, endpoint)
 
 
 @pytest.fixture
